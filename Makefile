@@ -1,0 +1,101 @@
+# smoldoc - one GNU Makefile for the engine, ingest, store, protocol, daemon,
+# clients, tools and tests. `make` builds everything; `make test` runs every
+# test that needs no GPU; `make check-gpu` runs CUDA parity and benchmarks.
+
+CC      ?= cc
+NVCC    ?= nvcc
+BUILD   ?= build
+WERROR  ?= -Werror
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wstrict-prototypes $(WERROR) \
+           -D_GNU_SOURCE -MMD -MP -pthread -Iengine -Iingest -Istore -Iprotocol -Itests
+PKGS    := jansson sqlite3 poppler-glib libzmq libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS  += $(PKG_LIBS) -lm -pthread
+
+# CUDA: on by default when nvcc is found; CUDA=0 turns it off.
+ifeq ($(origin CUDA), undefined)
+CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+endif
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC) 2>/dev/null)))
+NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -Xcompiler -fPIC,-Wall -Iengine
+CU_SRC := $(wildcard engine/cuda/*.cu)
+ifeq ($(CUDA),1)
+CFLAGS  += -DSD_CUDA=1
+CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+
+ENGINE_SRC   := $(wildcard engine/*.c)
+INGEST_SRC   := $(wildcard ingest/*.c)
+STORE_SRC    := $(wildcard store/*.c)
+PROTOCOL_SRC := $(wildcard protocol/*.c)
+DAEMON_SRC   := $(wildcard daemon/*.c)
+LIB_SRC      := $(ENGINE_SRC) $(INGEST_SRC) $(STORE_SRC) $(PROTOCOL_SRC)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB          := $(BUILD)/libsmoldoc.a
+
+TOOLS   := $(patsubst tools/%.c,$(BUILD)/%,$(wildcard tools/*.c))
+CLIENTS := $(patsubst clients/%.c,$(BUILD)/%,$(wildcard clients/*.c))
+DAEMON  := $(if $(DAEMON_SRC),$(BUILD)/smoldocd)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+
+.PHONY: all test bench asan fuzz check-gpu install clean deps
+all: $(TOOLS) $(CLIENTS) $(DAEMON) $(TESTS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/engine/cuda/%.o: engine/cuda/%.cu $(wildcard engine/cuda/*.h engine/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CU_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/%: clients/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/smoldocd: $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(LIB)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+test: all
+	BUILD=$(BUILD) tests/run.sh
+
+bench: all
+	tools/bench.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	        LDLIBS="-fsanitize=address,undefined" CUDA=0 all
+
+check-gpu:
+	tools/check-gpu.sh
+
+deps:
+	tools/install-deps.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(TOOLS) $(CLIENTS) $(DAEMON) $(DESTDIR)$(PREFIX)/bin
+
+PREFIX ?= /usr/local
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
