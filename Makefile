@@ -58,6 +58,12 @@ $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# smolrun's subcommands live in tools/smolrun/*.c (declared in tools/smolrun/cmds.h).
+SMOLRUN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/smolrun/*.c))
+$(BUILD)/smolrun: tools/smolrun.c $(SMOLRUN_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itools/smolrun $< $(SMOLRUN_OBJ) $(LIB) $(LDLIBS) -o $@
+
 $(BUILD)/%: tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
