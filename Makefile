@@ -9,20 +9,20 @@ WERROR  ?= -Werror
 OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wstrict-prototypes $(WERROR) \
-           -D_GNU_SOURCE -MMD -MP -pthread -Iengine -Iingest -Istore -Iprotocol -Itests
+           -D_GNU_SOURCE -MMD -MP -pthread -fopenmp -Iengine -Iingest -Istore -Iprotocol -Itests
 PKGS    := jansson sqlite3 poppler-glib libzmq libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LDLIBS  += $(PKG_LIBS) -lm -pthread
+LDLIBS  += $(PKG_LIBS) -lm -pthread -fopenmp
 
 # CUDA: on by default when nvcc is found; CUDA=0 turns it off.
+CU_SRC := $(wildcard engine/cuda/*.cu)
 ifeq ($(origin CUDA), undefined)
-CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+CUDA := $(if $(and $(shell command -v $(NVCC) 2>/dev/null),$(CU_SRC)),1,0)
 endif
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC) 2>/dev/null)))
 NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Xcompiler -fPIC,-Wall -Iengine
-CU_SRC := $(wildcard engine/cuda/*.cu)
 ifeq ($(CUDA),1)
 CFLAGS  += -DSD_CUDA=1
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)

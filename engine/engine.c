@@ -1,0 +1,149 @@
+/* engine.c - ties model, backend and KV bookkeeping together; chunked prefill. */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvcache.h"
+
+struct engine {
+    engine_params p;
+    model *m;
+    backend *b;
+    kvcache *kv;
+    char reason[256];
+};
+
+engine_params engine_params_default(void) {
+    engine_params p = {0};
+    p.backend = "auto";
+    p.kv_block_size = 256;
+    p.kv_dtype = SD_DT_BF16;
+    p.max_batch = 256;
+    return p;
+}
+
+engine *engine_new(const engine_params *pp, sd_err *err) {
+    engine *e = xcalloc(1, sizeof *e);
+    e->p = *pp;
+    engine_params *p = &e->p;
+    if (!p->backend) p->backend = "auto";
+    if (p->kv_block_size <= 0) p->kv_block_size = 256;
+    if (p->max_batch <= 0) p->max_batch = 256;
+    if (!p->model_dir) { sd_seterr(err, SD_EINVAL, "engine: no model directory given"); goto fail; }
+    if (model_load(p->model_dir, &e->m, err)) goto fail;
+    const model_config *c = &e->m->cfg;
+    if (p->max_ctx <= 0 || p->max_ctx > c->max_pos) p->max_ctx = c->max_pos;
+    size_t tok_bytes = backend_kv_token_bytes(c, p->kv_dtype);
+    size_t blk_bytes = tok_bytes * (size_t)p->kv_block_size;
+    size_t n_blocks = p->kv_budget_bytes ? p->kv_budget_bytes / blk_bytes
+                                          : ((size_t)p->max_ctx + (size_t)p->kv_block_size - 1) / (size_t)p->kv_block_size + 1;
+    if (n_blocks < 1 || n_blocks > (1u << 30)) {
+        sd_seterr(err, SD_EINVAL, "engine: KV budget gives %zu blocks of %zu bytes", n_blocks, blk_bytes);
+        goto fail;
+    }
+    backend_params bp = {.n_threads = p->n_threads, .device = p->device, .kv_block_size = p->kv_block_size,
+                         .kv_blocks = (int)n_blocks, .kv_dtype = p->kv_dtype, .max_batch = p->max_batch};
+    int want_cuda = !strcmp(p->backend, "cuda"), want_auto = !strcmp(p->backend, "auto");
+    if (!want_cuda && !want_auto && strcmp(p->backend, "cpu")) {
+        sd_seterr(err, SD_EINVAL, "engine: unknown backend '%s' (auto, cpu, cuda)", p->backend);
+        goto fail;
+    }
+    if (want_cuda || want_auto) {
+#ifdef SD_CUDA
+        sd_err cerr = {0};
+        if (backend_cuda_new(e->m, &bp, &e->b, &cerr) == 0) {
+            snprintf(e->reason, sizeof e->reason, "CUDA device %d", p->device);
+        } else if (want_cuda) {
+            sd_seterr(err, cerr.code, "%s", cerr.msg);
+            goto fail;
+        } else {
+            snprintf(e->reason, sizeof e->reason, "CPU: %s", cerr.msg);
+        }
+#else
+        if (want_cuda) { sd_seterr(err, SD_ENOTSUP, "engine: this build has no CUDA backend (build with make CUDA=1)"); goto fail; }
+        snprintf(e->reason, sizeof e->reason, "CPU: built without CUDA");
+#endif
+    } else {
+        snprintf(e->reason, sizeof e->reason, "CPU: requested");
+    }
+    if (!e->b && backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;
+    e->kv = kvcache_new((int)n_blocks, p->kv_block_size);
+    return e;
+fail:
+    engine_free(e);
+    return NULL;
+}
+
+void engine_free(engine *e) {
+    if (!e) return;
+    if (e->b) e->b->ops->free(e->b);
+    kvcache_free(e->kv);
+    model_free(e->m);
+    free(e);
+}
+
+const model_config *engine_config(const engine *e) { return &e->m->cfg; }
+const char *engine_backend_name(const engine *e) { return e->b->ops->name; }
+const char *engine_backend_reason(const engine *e) { return e->reason; }
+const engine_params *engine_params_get(const engine *e) { return &e->p; }
+int engine_seq_new(engine *e) { return kvcache_seq_new(e->kv); }
+int engine_seq_fork(engine *e, int src) { return kvcache_seq_fork(e->kv, src); }
+void engine_seq_free(engine *e, int seq) { kvcache_seq_free(e->kv, seq); }
+size_t engine_seq_len(const engine *e, int seq) { return kvcache_seq_len(e->kv, seq); }
+int engine_seq_truncate(engine *e, int seq, size_t len) { return kvcache_seq_truncate(e->kv, seq, len); }
+
+void engine_kv_usage(const engine *e, int *used, int *total, int *bs) {
+    if (total) *total = kvcache_n_blocks(e->kv);
+    if (used) *used = kvcache_n_blocks(e->kv) - kvcache_free_blocks(e->kv);
+    if (bs) *bs = kvcache_block_size(e->kv);
+}
+
+size_t engine_weight_bytes(const engine *e) { return model_weight_bytes(e->m); }
+
+int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *logits, int all_logits,
+                   engine_progress_fn progress, void *ud, sd_err *err) {
+    const model_config *c = &e->m->cfg;
+    size_t len = kvcache_seq_len(e->kv, seq);
+    if (len + n > (size_t)e->p.max_ctx)
+        return sd_seterr(err, SD_ERANGE, "engine: %zu + %zu tokens exceed the context of %d", len, n, e->p.max_ctx);
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab)
+            return sd_seterr(err, SD_EINVAL, "engine: token id %d at index %zu outside the vocabulary (0..%d)", tokens[i], i, c->vocab - 1);
+    size_t done = 0;
+    while (done < n) {
+        size_t chunk = n - done < (size_t)e->p.max_batch ? n - done : (size_t)e->p.max_batch;
+        int cs, cd, rc = kvcache_seq_reserve(e->kv, seq, chunk, &cs, &cd);
+        if (rc == SD_EINVAL) return sd_seterr(err, rc, "engine: unknown sequence %d", seq);
+        if (rc) return sd_seterr(err, rc, "engine: KV pool full (%d blocks of %d tokens)", kvcache_n_blocks(e->kv), kvcache_block_size(e->kv));
+        if (cs >= 0 && (rc = e->b->ops->kv_copy(e->b, cd, cs, err))) return rc;
+        int nt;
+        const int *table = kvcache_seq_blocks(e->kv, seq, &nt);
+        int last = done + chunk == n;
+        backend_batch bt = {
+            .tokens = tokens + done, .n = chunk, .pos0 = len + done, .block_table = table, .n_table = nt,
+            .logits = all_logits ? (logits ? logits + done * (size_t)c->vocab : NULL) : logits,
+            .all_logits = all_logits && logits,
+        };
+        float *tmp = NULL;
+        if (!logits || (!all_logits && !last)) { /* logits not wanted for this chunk: scratch */
+            tmp = malloc((size_t)c->vocab * sizeof(float));
+            if (!tmp) return sd_seterr(err, SD_ENOMEM, "engine: no memory for logits");
+            bt.logits = tmp;
+            bt.all_logits = 0;
+        }
+        rc = e->b->ops->forward(e->b, &bt, err);
+        free(tmp);
+        if (rc) {
+            kvcache_seq_truncate(e->kv, seq, len + done); /* drop reserved, unwritten blocks */
+            return rc;
+        }
+        kvcache_seq_advance(e->kv, seq, chunk);
+        done += chunk;
+        if (progress && progress(ud, done, n) && done < n)
+            return sd_seterr(err, SD_ECANCELED, "engine: canceled after %zu of %zu tokens", done, n);
+    }
+    return 0;
+}
