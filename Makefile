@@ -43,7 +43,7 @@ CLIENTS := $(patsubst clients/%.c,$(BUILD)/%,$(wildcard clients/*.c))
 DAEMON  := $(if $(DAEMON_SRC),$(BUILD)/smoldocd)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test bench asan fuzz check-gpu install clean deps
+.PHONY: all test bench asan fuzz fuzz-run check-gpu install clean deps
 all: $(TOOLS) $(CLIENTS) $(DAEMON) $(TESTS)
 
 $(BUILD)/%.o: %.c
@@ -88,6 +88,28 @@ bench: all
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	        LDLIBS="-fsanitize=address,undefined" CUDA=0 all
+
+# fuzz: libFuzzer target for the protocol decoder (clang). fuzz-run fuzzes for
+# FUZZ_SECONDS, then merges what it found, minimised, into the kept corpus.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -D_GNU_SOURCE -Iengine -Iprotocol $(shell pkg-config --cflags jansson libzmq)
+fuzz: build-fuzz/fuzz_protocol
+
+build-fuzz/fuzz_protocol: tests/fuzz/fuzz_protocol.c $(PROTOCOL_SRC) engine/sd.c $(wildcard protocol/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_protocol.c $(PROTOCOL_SRC) engine/sd.c \
+	    $(shell pkg-config --libs jansson libzmq) -o $@
+
+fuzz-run: build-fuzz/fuzz_protocol
+	@mkdir -p build-fuzz/corpus_new tests/fuzz/corpus_protocol
+	build-fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	    -print_final_stats=1 build-fuzz/corpus_new tests/fuzz/corpus_protocol
+	rm -rf build-fuzz/corpus_min && mkdir -p build-fuzz/corpus_min
+	build-fuzz/fuzz_protocol -merge=1 build-fuzz/corpus_min tests/fuzz/corpus_protocol build-fuzz/corpus_new
+	rm -rf tests/fuzz/corpus_protocol && mv build-fuzz/corpus_min tests/fuzz/corpus_protocol
+	@du -sh tests/fuzz/corpus_protocol; ls tests/fuzz/corpus_protocol | wc -l
 
 check-gpu:
 	tools/check-gpu.sh
