@@ -114,7 +114,8 @@ int main(int argc, char **argv) {
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
-    mp.use_mmap = 1;
+    /* load_mode stays LLAMA_LOAD_MODE_AUTO (mmap on CPU) and weight repacking on: the
+     * defaults llama.cpp users get */
     struct llama_model *model = llama_model_load_from_file(o.model, mp);
     if (!model) {
         fprintf(stderr, "llama_harness: cannot load %s (rerun with --verbose)\n", o.model);
