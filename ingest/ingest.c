@@ -314,6 +314,7 @@ int ingest_bytes(const void *data, size_t len, const char *name, const ingest_pa
     if (!d) return sd_seterr(err, SD_ENOMEM, "ingest_bytes: out of memory");
     d->name = strdup(name ? name : "");
     d->quality.first_invalid_utf8 = -1;
+    d->bytes = len;
     if (!d->name) goto oom;
     const char *nm = d->name;
     if (len && is_pdf(data, len)) {

@@ -67,6 +67,7 @@ typedef struct ingest_quality {
 typedef struct ingest_doc {
     char *name;             /* as given */
     char *type;             /* "pdf", "text" or "markdown" */
+    size_t bytes;           /* size of the ingested input */
     char *title, *author, *subject, *creator, *producer; /* NULL when absent */
     int64_t created, modified; /* Unix seconds, 0 when absent */
     char *text;             /* body text, NUL-terminated, pages joined by "\n\n" */
