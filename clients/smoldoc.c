@@ -572,7 +572,7 @@ static int cmd_clauses(cli *c) {
             json_array_foreach(cl, i, x) {
                 json_t *quotes = json_object_get(x, "quotes"), *q;
                 bool found = json_is_true(json_object_get(x, "found")) || json_array_size(quotes);
-                printf("%s: %s\n", jstr(x, "category"), found ? "" : "(not found)");
+                printf("%s:%s\n", jstr(x, "category"), found ? "" : " (not found)");
                 n_found += found;
                 size_t j;
                 json_array_foreach(quotes, j, q) {
