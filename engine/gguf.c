@@ -922,7 +922,7 @@ int gguf_writer_finish(gguf_writer *w, sd_err *err) {
             else rc = write_all(w, buf, t->nbytes, err);
             free(buf);
         }
-        if (!rc && i + 1 < w->n_tensors) rc = write_pad(w, t->offset + t->nbytes, err);
+        if (!rc) rc = write_pad(w, t->offset + t->nbytes, err);  /* the last one too, as llama.cpp */
     }
     if (!rc && fsync(w->fd) != 0)
         rc = sd_seterr(err, SD_EIO, "gguf_writer_finish: fsync %s: %s", w->tmp, strerror(errno));
