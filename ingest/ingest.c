@@ -82,7 +82,7 @@ int ingest_doc_page_at(const ingest_doc *d, size_t off) {
 typedef struct hf_cand {
     char key[128];
     int page;
-    int bottom; /* 0 header, 1 footer */
+    int bottom; /* 0 header, 1 footer; +2: exact text rather than digit-insensitive key */
 } hf_cand;
 
 static int cand_cmp(const void *a, const void *b) {
@@ -112,6 +112,19 @@ static int index_lines(const normalize_buf *b, line_idx *li) {
         }
     }
     return 0;
+}
+
+/* Adds a line as two candidates: digit-insensitive key (kind bottom) and exact
+ * text (kind bottom + 2). */
+static void add_cand(hf_cand *c, size_t *nc, const char *line, size_t n, int page, int bottom) {
+    normalize_line_key(line, n, c[*nc].key, sizeof c[*nc].key);
+    c[*nc].page = page;
+    c[*nc].bottom = bottom;
+    (*nc)++;
+    snprintf(c[*nc].key, sizeof c[*nc].key, "%.*s", (int)n, line);
+    c[*nc].page = page;
+    c[*nc].bottom = bottom + 2;
+    (*nc)++;
 }
 
 /* Is key among the frequent keys (sorted candidates, counted per distinct page)? */
@@ -183,27 +196,19 @@ int ingest_doc_build(ingest_doc *d, int n_pages, char *const *raw, const size_t 
     }
     /* candidates: the first and last HF_LINES non-blank lines of every page */
     if (n_pages >= 5) {
-        cand = calloc((size_t)n_pages * 2 * HF_LINES, sizeof *cand);
+        cand = calloc((size_t)n_pages * 4 * HF_LINES, sizeof *cand);
         if (!cand) goto oom;
         for (int p = 0; p < n_pages; p++) {
             int got = 0;
             for (size_t l = 0; l < li[p].n && got < HF_LINES; l++) {
                 if (li[p].end[l] == li[p].start[l]) continue;
-                normalize_line_key(clean[p].s + li[p].start[l], li[p].end[l] - li[p].start[l], cand[nc].key,
-                                   sizeof cand[nc].key);
-                cand[nc].page = p;
-                cand[nc].bottom = 0;
-                nc++;
+                add_cand(cand, &nc, clean[p].s + li[p].start[l], li[p].end[l] - li[p].start[l], p, 0);
                 got++;
             }
             got = 0;
             for (size_t l = li[p].n; l-- > 0 && got < HF_LINES;) {
                 if (li[p].end[l] == li[p].start[l]) continue;
-                normalize_line_key(clean[p].s + li[p].start[l], li[p].end[l] - li[p].start[l], cand[nc].key,
-                                   sizeof cand[nc].key);
-                cand[nc].page = p;
-                cand[nc].bottom = 1;
-                nc++;
+                add_cand(cand, &nc, clean[p].s + li[p].start[l], li[p].end[l] - li[p].start[l], p, 1);
                 got++;
             }
         }
@@ -222,8 +227,11 @@ int ingest_doc_build(ingest_doc *d, int n_pages, char *const *raw, const size_t 
                 looked++;
                 int hit = n_pages >= 2 && normalize_is_page_number(clean[p].s + s, e - s);
                 if (!hit && cand) {
-                    normalize_line_key(clean[p].s + s, e - s, key, sizeof key);
-                    hit = is_frequent(cand, nc, bottom, key, min_pages);
+                    /* the outermost line may vary in its numbers ("Page 3", dates);
+                     * the next one in must repeat exactly */
+                    if (looked == 1) normalize_line_key(clean[p].s + s, e - s, key, sizeof key);
+                    else snprintf(key, sizeof key, "%.*s", (int)(e - s), clean[p].s + s);
+                    hit = is_frequent(cand, nc, bottom + 2 * (looked > 1), key, min_pages);
                 }
                 if (!hit) break;
                 drop[p][l] = 1;

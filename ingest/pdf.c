@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -65,17 +66,64 @@ static int has_nonspace(const char *s) {
     return 0;
 }
 
+/* Opens the PDF from an anonymous memory file. On a poppler error returns NULL
+ * with *ge set and *rc 0; on a system error returns NULL with *rc set. */
+static PopplerDocument *open_memfd(const void *data, size_t len, const char *password, GError **ge, sd_err *err,
+                                   int *rc) {
+    *rc = 0;
+    int fd = memfd_create("smoldoc-pdf", MFD_CLOEXEC);
+    if (fd < 0) {
+        *rc = sd_seterr(err, SD_EIO, "pdf_extract: memfd_create: %s", strerror(errno));
+        return NULL;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            *rc = sd_seterr(err, errno == ENOSPC || errno == ENOMEM ? SD_ENOMEM : SD_EIO, "pdf_extract: memfd write: %s",
+                            strerror(errno));
+            close(fd);
+            return NULL;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        *rc = sd_seterr(err, SD_EIO, "pdf_extract: lseek: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    PopplerDocument *doc = poppler_document_new_from_fd(fd, password, ge);
+    /* poppler owns the fd from here, and closes it on failure too (checked with 22.12) */
+    return doc;
+}
+
 /* Extraction in this process. */
 static int extract_inproc(const void *data, size_t len, const char *password, pdf_result **out, sd_err *err) {
-    GBytes *bytes = NULL;
     PopplerDocument *doc = NULL;
     GError *ge = NULL;
     pdf_result *r = NULL;
     int rc = 0;
     *out = NULL;
     if (len > (size_t)INT32_MAX) return sd_seterr(err, SD_ERANGE, "pdf_extract: PDF of %zu bytes is too large", len);
-    bytes = g_bytes_new_static(data, len);
-    doc = poppler_document_new_from_bytes(bytes, password, &ge);
+    /* poppler_document_new_from_bytes crashes on a wrong password (poppler 22.12);
+     * opening from a memfd does not. poppler owns and closes the fd. */
+    doc = open_memfd(data, len, password, &ge, err, &rc);
+    if (!doc && rc == 0 && password && *password) {
+        /* a wrong password reads as "damaged": is it encrypted without one? */
+        GError *ge2 = NULL;
+        PopplerDocument *d2 = open_memfd(data, len, NULL, &ge2, err, &rc);
+        int encrypted = !d2 && ge2 && ge2->domain == POPPLER_ERROR && ge2->code == POPPLER_ERROR_ENCRYPTED;
+        if (d2) g_object_unref(d2);
+        if (ge2) g_error_free(ge2);
+        if (encrypted) {
+            rc = sd_seterr(err, SD_EPASSWORD, "pdf_extract: wrong password for this encrypted PDF");
+            goto done;
+        }
+    }
+    if (rc) goto done;
     if (!doc) {
         if (ge && ge->domain == POPPLER_ERROR && ge->code == POPPLER_ERROR_ENCRYPTED) {
             if (password && *password)
@@ -134,7 +182,6 @@ done:
     pdf_result_free(r);
     if (ge) g_error_free(ge);
     if (doc) g_object_unref(doc);
-    if (bytes) g_bytes_unref(bytes);
     return rc;
 }
 
