@@ -43,7 +43,7 @@ CLIENTS := $(patsubst clients/%.c,$(BUILD)/%,$(wildcard clients/*.c))
 DAEMON  := $(if $(DAEMON_SRC),$(BUILD)/smoldocd)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test bench asan fuzz fuzz-run check-gpu install clean deps
+.PHONY: all test bench asan fuzz fuzz-run check-gpu install clean deps demo
 all: $(TOOLS) $(CLIENTS) $(DAEMON) $(TESTS)
 
 $(BUILD)/%.o: %.c
@@ -84,6 +84,10 @@ test: all
 
 bench: all
 	tools/bench.sh
+
+# The main job: smoldocd end to end on a sample contract (MODEL=DIR for the real model).
+demo: all
+	tools/demo.sh $(if $(MODEL),--model $(MODEL))
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
