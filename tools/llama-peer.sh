@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # llama-peer.sh - builds (once) the llama.cpp benchmark peer outside the repository
 # and our timing harness against it, then prints where everything is:
-#   LLAMA_CACHE=... LLAMA_LIBDIR=... LLAMA_INCLUDE=... GGML_INCLUDE=... LLAMA_HARNESS=...
+#   LLAMA_CACHE=... LLAMA_LIBDIR=... LLAMA_LIB=... LLAMA_INCLUDE=... GGML_INCLUDE=... LLAMA_HARNESS=...
 # (one KEY=VALUE per line; `eval "$(tools/llama-peer.sh)"` imports them).
 #
 # llama.cpp comes from the npm package node-llama-cpp (pinned), whose command
@@ -25,7 +25,8 @@ SRC=$PKG/llama/llama.cpp
 
 find_lib() {
     [ -d "$PKG/llama/localBuilds" ] || return 0
-    find "$PKG/llama/localBuilds" -name 'libllama.so' \( -type f -o -type l \) 2>/dev/null | head -1
+    # node-llama-cpp names it libllama.vX.Y.Z.so (SONAME too)
+    find "$PKG/llama/localBuilds" -name 'libllama*.so' \( -type f -o -type l \) 2>/dev/null | sort | head -1
 }
 
 installed_version() {
@@ -55,7 +56,7 @@ if [ -z "$lib" ] || [ "$(installed_version)" != "$VERSION" ]; then
         (cd "$CACHE" && nice -n 19 npx --no-install --prefix "$CACHE" node-llama-cpp source download \
             --gpu false) >"$CACHE/build.log" 2>&1 || { tail -30 "$CACHE/build.log" >&2; exit 1; }
         lib=$(find_lib)
-        [ -n "$lib" ] || { echo "llama-peer: build finished but no libllama.so found" >&2; exit 1; }
+        [ -n "$lib" ] || { echo "llama-peer: build finished but no libllama*.so found" >&2; exit 1; }
     fi
     flock -u 9
 fi
@@ -76,12 +77,13 @@ if [ ! -x "$HARNESS" ] || [ "$HSRC" -nt "$HARNESS" ] || [ "$lib" -nt "$HARNESS" 
     mkdir -p "$CACHE/bin"
     ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -D_GNU_SOURCE \
         -I"$INC" -I"$GINC" "$HSRC" -o "$HARNESS.tmp" \
-        -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lllama -lggml -lggml-base -lm -pthread
+        "$lib" -Wl,-rpath,"$LIBDIR" -lm -pthread
     mv "$HARNESS.tmp" "$HARNESS"
 fi
 
 echo "LLAMA_CACHE=$CACHE"
 echo "LLAMA_LIBDIR=$LIBDIR"
+echo "LLAMA_LIB=$lib"
 echo "LLAMA_INCLUDE=$INC"
 echo "GGML_INCLUDE=$GINC"
 echo "LLAMA_HARNESS=$HARNESS"

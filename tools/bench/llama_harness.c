@@ -50,6 +50,11 @@ static void log_cb(enum ggml_log_level level, const char *text, void *ud) {
     if (!quiet_level || level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
+static bool no_progress(float progress, void *ud) {
+    (void)progress, (void)ud;
+    return true;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -114,6 +119,7 @@ int main(int argc, char **argv) {
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
+    if (!o.verbose) mp.progress_callback = no_progress;
     /* load_mode stays LLAMA_LOAD_MODE_AUTO (mmap on CPU) and weight repacking on: the
      * defaults llama.cpp users get */
     struct llama_model *model = llama_model_load_from_file(o.model, mp);
