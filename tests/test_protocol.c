@@ -7,6 +7,8 @@
 #include "protocol_client.h"
 #include "test.h"
 
+#include <zmq.h>
+
 /* Decodes s (n_binary binary frames) and returns the rc; *code gets the wire code. */
 static int dec(const char *s, size_t n_binary, protocol_request **r, protocol_code *code) {
     protocol_error pe;
@@ -491,6 +493,86 @@ static void test_keys(void) {
     rmdir(dir);
 }
 
+/* protocol_client against a raw ROUTER: framing both ways, timeouts. */
+static void test_client(void) {
+    char dir[] = "/tmp/test_protocol_cl_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char ep[128];
+    snprintf(ep, sizeof ep, "ipc://%s/s.sock", dir);
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK_EQ(zmq_bind(router, ep), 0);
+    sd_err e;
+    protocol_client_params p = protocol_client_params_default();
+    p.endpoint = ep;
+    protocol_client *c = protocol_client_new(&p, &e);
+    CHECK(c != NULL);
+    if (!c) goto out;
+    protocol_event *ev = NULL;
+    double t0 = sd_now();
+    CHECK_EQ(protocol_client_recv(c, 100, &ev, &e), SD_ETIMEOUT);
+    CHECK(sd_now() - t0 >= 0.09 && sd_now() - t0 < 2.0);
+    const char *hdr = "{\"v\":1,\"id\":\"i1\",\"op\":\"ingest\"}";
+    const void *frames[1] = {"PDFBYTES"};
+    size_t sizes[1] = {8};
+    CHECK_EQ(protocol_client_send(c, hdr, frames, sizes, 1, 1000, &e), 0);
+    /* The ROUTER sees [identity, header, file]. */
+    zmq_msg_t m[4];
+    int n = 0, more = 1;
+    while (more && n < 4) {
+        zmq_msg_init(&m[n]);
+        if (zmq_msg_recv(&m[n], router, 0) < 0) break;
+        more = zmq_msg_more(&m[n]);
+        n++;
+    }
+    CHECK_EQ(n, 3);
+    if (n == 3) {
+        CHECK(zmq_msg_size(&m[1]) == strlen(hdr) && memcmp(zmq_msg_data(&m[1]), hdr, strlen(hdr)) == 0);
+        CHECK(zmq_msg_size(&m[2]) == 8 && memcmp(zmq_msg_data(&m[2]), "PDFBYTES", 8) == 0);
+        size_t fs[2] = {zmq_msg_size(&m[1]), zmq_msg_size(&m[2])};
+        protocol_error pe;
+        protocol_request *r = NULL;
+        CHECK_EQ(protocol_check_frames(fs, 2, NULL, &pe), 0);
+        CHECK_EQ(protocol_decode_request(zmq_msg_data(&m[1]), fs[0], 1, NULL, &r, &pe), 0);
+        CHECK(r && r->op == PROTOCOL_OP_INGEST && r->n_binary == 1);
+        protocol_request_free(r);
+        char *evs[2] = {protocol_event_progress("i1", "ingest", 1, 2),
+                        protocol_event_result("i1", NULL)};
+        for (int k = 0; k < 2; k++) {
+            zmq_send(router, zmq_msg_data(&m[0]), zmq_msg_size(&m[0]), ZMQ_SNDMORE);
+            zmq_send(router, evs[k], strlen(evs[k]), 0);
+            free(evs[k]);
+        }
+        CHECK_EQ(protocol_client_recv(c, 2000, &ev, &e), 0);
+        CHECK(ev && ev->kind == PROTOCOL_EVENT_PROGRESS && ev->done == 1 && ev->total == 2);
+        protocol_event_free(ev);
+        CHECK_EQ(protocol_client_recv(c, 2000, &ev, &e), 0);
+        CHECK(ev && ev->kind == PROTOCOL_EVENT_RESULT && json_object_size(ev->result) == 0);
+        protocol_event_free(ev);
+        /* a malformed event is an error, not a crash */
+        zmq_send(router, zmq_msg_data(&m[0]), zmq_msg_size(&m[0]), ZMQ_SNDMORE);
+        zmq_send(router, "{nope", 5, 0);
+        CHECK_EQ(protocol_client_recv(c, 2000, &ev, &e), SD_EFORMAT);
+        CHECK(ev == NULL);
+    }
+    for (int k = 0; k < n; k++) zmq_msg_close(&m[k]);
+    protocol_client_free(c);
+    p.server_public_z85 = "short";
+    CHECK(protocol_client_new(&p, &e) == NULL && e.code == SD_EINVAL);
+    p.server_public_z85 = NULL;
+    p.endpoint = "bogus://x";
+    CHECK(protocol_client_new(&p, &e) == NULL);
+out:
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+    char path[160];
+    snprintf(path, sizeof path, "%s/s.sock", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     test_valid();
     test_invalid();
@@ -498,5 +580,6 @@ int main(void) {
     test_events();
     test_roundtrip();
     test_keys();
+    test_client();
     return test_done();
 }
