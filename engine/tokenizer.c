@@ -836,6 +836,11 @@ out:
 /* ---------- decoding ---------- */
 
 char *tokenizer_decode(tokenizer *t, const int32_t *ids, size_t n, int skip_special) {
+    size_t len;
+    return tokenizer_decode_len(t, ids, n, skip_special, &len);
+}
+
+char *tokenizer_decode_len(tokenizer *t, const int32_t *ids, size_t n, int skip_special, size_t *len) {
     bbuf raw = {0}, out = {0};
     size_t used;
     for (size_t i = 0; i < n; i++) {
@@ -847,6 +852,7 @@ char *tokenizer_decode(tokenizer *t, const int32_t *ids, size_t n, int skip_spec
     if (utf8_lossy(raw.p ? raw.p : (const uint8_t *)"", raw.n, 1, &out, &used) || bbuf_put(&out, "", 1))
         goto oom;
     free(raw.p);
+    *len = out.n - 1;
     return (char *)out.p;
 oom:
     free(raw.p);

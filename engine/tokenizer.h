@@ -41,6 +41,9 @@ int tokenizer_encode(tokenizer *tok, const char *text, size_t len, int parse_spe
  * Returns NULL only when out of memory. */
 char *tokenizer_decode(tokenizer *tok, const int32_t *ids, size_t n, int skip_special);
 
+/* tokenizer_decode that also gives the length in *len (text may contain NULs). */
+char *tokenizer_decode_len(tokenizer *tok, const int32_t *ids, size_t n, int skip_special, size_t *len);
+
 /* Id of a token given as it is written in tokenizer.json (an added token's
  * content such as "<|im_end|>", or a vocab entry such as "Ġthe"); -1 if absent. */
 int32_t tokenizer_token_id(tokenizer *tok, const char *token_string);

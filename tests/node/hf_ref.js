@@ -17,7 +17,7 @@ const tokSpecial = Tokenizer.fromString(json);
 tj.added_tokens = tj.added_tokens.filter((t) => !t.special);
 const tokPlain = Tokenizer.fromString(JSON.stringify(tj));
 fs.mkdirSync(outDir, { recursive: true });
-const dec = new TextDecoder('utf-8', { fatal: false });
+const dec = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }); // keep a BOM, as HF would see it
 (async () => {
   const files = fs.readFileSync(listFile, 'utf8').split('\n').filter((l) => l.length);
   for (let k = 0; k < files.length; k++) {
