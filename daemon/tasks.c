@@ -110,7 +110,7 @@ static const char intro[] =
     "You are smoldoc, a careful assistant for reading contracts and business documents. "
     "Answer from the document only, quote its words exactly, and cite pages as (p. N).";
 
-int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, int first_page, int last_page, bool think,
+int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, size_t start, size_t end, bool think,
                        tasks_half *out, sd_err *err) {
     memset(out, 0, sizeof *out);
     char date[64] = "01 January 2025";
@@ -127,21 +127,25 @@ int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, int first_page, int
     sb_puts(&instr, intro);
     if (doc) {
         int np = doc->n_pages;
-        int a = first_page > 0 ? first_page : 1, z = last_page > 0 && last_page <= np ? last_page : np;
+        if (end == 0 || end > doc->len) end = doc->len;
+        if (start > end) start = end;
+        int a = np ? tasks_page_of(doc, start) : 0, z = np ? tasks_page_of(doc, end ? end - 1 : 0) : 0;
+        bool part = start > 0 || end < doc->len;
         sb_puts(&instr, "\n\nThe document");
         if (doc->name && *doc->name) {
             sb_puts(&instr, " \"");
             sb_put_clean(&instr, doc->name, strnlen(doc->name, 1024));
             sb_puts(&instr, "\"");
         }
-        if (a != 1 || z != np) sb_printf(&instr, " (pages %d to %d of %d)", a, z, np);
+        if (part) sb_printf(&instr, " (a part: pages %d to %d of %d)", a, z, np);
         sb_puts(&instr, " follows; each page starts with a [Page N] line.\n\n");
-        if (np == 0) sb_put_clean(&instr, doc->text, doc->len);
-        for (int p = a; p <= z; p++) {
+        if (np == 0) sb_put_clean(&instr, doc->text + start, end - start);
+        for (int p = a; np && p <= z; p++) {
             size_t s = (size_t)doc->page_start[p - 1];
             size_t e = p < np ? (size_t)doc->page_start[p] : doc->len;
-            if (s > doc->len) s = doc->len;
-            if (e > doc->len || e < s) e = doc->len;
+            if (s < start) s = start;
+            if (e > end) e = end;
+            if (s > e) s = e;
             while (e > s && isspace((unsigned char)doc->text[e - 1])) e--;
             sb_printf(&instr, "[Page %d]\n", p);
             sb_put_clean(&instr, doc->text + s, e - s);

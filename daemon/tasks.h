@@ -40,12 +40,12 @@ void tasks_half_clear(tasks_half *h);
 
 /* The document prefix: "<|im_start|>system\n## Metadata ... Today Date: D\n
  * Reasoning Mode: /think|/no_think\n\n## Custom Instructions\n\n" + the
- * instructions + pages [first_page, last_page] (1-based, inclusive; 0, 0 =
- * all) of the document, right-stripped, + "\n\n". doc may be NULL (a prompt
+ * instructions + the bytes [start, end) of the document text (end 0 = all),
+ * each page marked by a "[Page N]" line, right-stripped, + "\n\n". doc may be NULL (a prompt
  * without a document, e.g. reduce). The date is the document's ingest date,
  * so the prefix is the same every day. Returns 0, SD_ENOMEM or the tokenizer's
  * errors. */
-int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, int first_page, int last_page, bool think,
+int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, size_t start, size_t end, bool think,
                        tasks_half *out, sd_err *err);
 
 /* The suffix of one request: "<|im_start|>user\n" + message + "<|im_end|>\n"

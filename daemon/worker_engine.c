@@ -112,7 +112,7 @@ static int verify(ew *w, const tasks_half *pre, const tasks_half *suf, sd_err *e
 /* One generation: prefix (cached when cache_doc >= 0: the whole document),
  * then the message as the user turn, then decoding. Streams token events when
  * stream. *text (malloc'd) gets the answer without any think block. */
-static int generate(ew *w, job *j, const tasks_doc *doc, int first_page, int last_page, int64_t cache_doc,
+static int generate(ew *w, job *j, const tasks_doc *doc, size_t span_start, size_t span_end, int64_t cache_doc,
                     const char *message, int max_tokens, bool stream, gen_stats *st, char **text, sd_err *err) {
     const protocol_options *o = &j->req->opt;
     bool think = o->think;
@@ -131,7 +131,7 @@ static int generate(ew *w, job *j, const tasks_doc *doc, int first_page, int las
         pseq = pe->seq;
         prefix_n = pe->n_tokens;
         own_prefix = false;
-        if (j->verify_prompts && (rc = tasks_build_prefix(w->tok, doc, first_page, last_page, think, &pre, err)))
+        if (j->verify_prompts && (rc = tasks_build_prefix(w->tok, doc, span_start, span_end, think, &pre, err)))
             goto done;
         if (j->verify_prompts && pre.n != prefix_n) {
             rc = sd_seterr(err, SD_EFORMAT, "cached prefix has %zu tokens, rebuilt %zu", prefix_n, pre.n);
@@ -139,7 +139,7 @@ static int generate(ew *w, job *j, const tasks_doc *doc, int first_page, int las
             goto done;
         }
     } else {
-        if ((rc = tasks_build_prefix(w->tok, doc, first_page, last_page, think, &pre, err))) goto done;
+        if ((rc = tasks_build_prefix(w->tok, doc, span_start, span_end, think, &pre, err))) goto done;
         prefix_n = pre.n;
     }
     if ((rc = tasks_build_suffix(w->tok, message, think, &suf, err))) goto done;
@@ -236,20 +236,23 @@ static json_t *timings_json(const job *j, const gen_stats *st) {
                      "total_ms", (now - j->t_start) * 1e3);
 }
 
-/* Per-page token counts (page text only) for map windows. */
-static int page_tokens(ew *w, const tasks_doc *d, size_t *out, sd_err *err) {
-    for (int p = 0; p < d->n_pages; p++) {
-        size_t s = (size_t)d->page_start[p], e = p + 1 < d->n_pages ? (size_t)d->page_start[p + 1] : d->len;
-        if (e > d->len) e = d->len;
-        if (s > e) s = e;
-        int32_t *ids = NULL;
-        size_t n = 0;
-        int rc = tokenizer_encode(w->tok, d->text + s, e - s, 0, &ids, &n, err);
-        free(ids);
-        if (rc) return rc;
-        out[p] = n + 8;
+/* The end of a map window that starts at s and holds about max_bytes:
+ * the last paragraph, line or sentence break before s + max_bytes (or the
+ * end of the text). */
+static size_t window_end(const tasks_doc *d, size_t s, size_t max_bytes) {
+    if (s + max_bytes >= d->len) return d->len;
+    size_t lim = s + max_bytes, best = 0;
+    static const char *const breaks[] = {"\n\n", "\n", ". ", " "};
+    for (int k = 0; k < 4 && !best; k++) {
+        size_t bl = strlen(breaks[k]);
+        for (size_t i = lim; i > s + max_bytes / 2; i--)
+            if (!memcmp(d->text + i - bl, breaks[k], bl)) { best = i; break; }
     }
-    return 0;
+    if (!best) {
+        best = lim;
+        while (best > s + 1 && ((unsigned char)d->text[best] & 0xC0) == 0x80) best--; /* UTF-8 boundary */
+    }
+    return best;
 }
 
 static int run_summarize(ew *w, job *j, const tasks_doc *d, gen_stats *st, sd_err *err) {
@@ -271,36 +274,42 @@ static int run_summarize(ew *w, job *j, const tasks_doc *d, gen_stats *st, sd_er
     if (window + 512 + (size_t)j->max_tokens > (size_t)w->max_ctx)
         window = (size_t)w->max_ctx > 512 + (size_t)j->max_tokens + 256 ? (size_t)w->max_ctx - 512 - (size_t)j->max_tokens : 256;
     json_t *res = json_object();
-    if (whole + 256 + (size_t)j->max_tokens <= (size_t)w->max_ctx || d->n_pages <= 1) {
+    if (whole + 256 + (size_t)j->max_tokens <= (size_t)w->max_ctx) {
         rc = generate(w, j, d, 0, 0, j->doc_id, msg, j->max_tokens, true, st, &text, err);
         json_object_set_new(res, "mode", json_string("single"));
     } else {
-        /* Map over page-aligned windows, then reduce. */
-        size_t *pt = xcalloc((size_t)d->n_pages, sizeof *pt);
+        /* Map over windows that end at paragraph or line breaks, then reduce.
+         * Window size in bytes from the document's tokens per byte; a window
+         * whose prompt still does not fit is halved. */
         char **parts = NULL;
-        size_t np = 0;
-        int a = 1;
-        rc = page_tokens(w, d, pt, err);
-        int n_windows = 0;
-        { size_t acc = 0; for (int p = 0; p < d->n_pages; p++) { if (acc && acc + pt[p] > window) { n_windows++; acc = 0; } acc += pt[p]; } n_windows++; }
+        size_t np = 0, s0 = 0;
+        double tpb = d->len ? (double)whole / (double)d->len : 1.0;
+        size_t wbytes = (size_t)((double)window / (tpb > 0 ? tpb : 1.0) * 0.9);
+        if (wbytes < 256) wbytes = 256;
+        size_t n_windows = (d->len + wbytes - 1) / wbytes;
         int map_tokens = j->max_tokens < 160 ? j->max_tokens : 160;
-        while (!rc && a <= d->n_pages) {
-            int z = a;
-            size_t acc = pt[a - 1];
-            while (z < d->n_pages && acc + pt[z] <= window) acc += pt[z++];
-            send_ev(w, j, protocol_event_progress(r->id, "map", np, (uint64_t)n_windows));
+        rc = 0;
+        while (!rc && s0 < d->len) {
+            size_t e0 = window_end(d, s0, wbytes);
+            send_ev(w, j, protocol_event_progress(r->id, "map", np, n_windows > np ? n_windows : np + 1));
+            int a = tasks_page_of(d, s0), z = tasks_page_of(d, e0 ? e0 - 1 : 0);
             char *mm = tasks_map_message(a, z), *part = NULL;
-            gen_stats s2 = {0};
-            rc = generate(w, j, d, a, z, -1, mm, map_tokens, false, &s2, &part, err);
+            gen_stats s2 = {.prefix_reused = true};
+            rc = generate(w, j, d, s0, e0, -1, mm, map_tokens, false, &s2, &part, err);
             free(mm);
             st->prefill_tokens += s2.prefill_tokens;
             st->decode_tokens += s2.decode_tokens;
             st->decode_s += s2.decode_s;
             if (!st->t_first) st->t_first = s2.t_first;
+            if (rc == SD_ERANGE && wbytes > 512 && !stop_reason(j)) { /* too big: halve and retry */
+                wbytes /= 2;
+                rc = 0;
+                continue;
+            }
             if (rc) break;
             parts = xrealloc(parts, (np + 1) * sizeof *parts);
             parts[np++] = part;
-            a = z + 1;
+            s0 = e0;
         }
         if (!rc) {
             send_ev(w, j, protocol_event_progress(r->id, "reduce", 0, 1));
@@ -316,7 +325,6 @@ static int run_summarize(ew *w, job *j, const tasks_doc *d, gen_stats *st, sd_er
         json_object_set_new(res, "windows", json_integer((json_int_t)np));
         for (size_t i = 0; i < np; i++) free(parts[i]);
         free(parts);
-        free(pt);
         st->prefix_reused = false;
     }
     free(msg);
@@ -357,7 +365,7 @@ static int run_extract(ew *w, job *j, const tasks_doc *d, gen_stats *st, sd_err 
         }
         send_ev(w, j, protocol_event_progress(r->id, "decode", i, n));
         char *msg = tasks_extract_message(name, desc), *text = NULL;
-        gen_stats s2 = {0};
+        gen_stats s2 = {.prefix_reused = true};
         rc = generate(w, j, d, 0, 0, j->doc_id, msg, j->max_tokens, false, &s2, &text, err);
         free(msg);
         st->prefill_tokens += s2.prefill_tokens;
