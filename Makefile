@@ -46,7 +46,11 @@ TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 .PHONY: all test bench asan fuzz fuzz-run check-gpu install clean deps demo
 all: $(TOOLS) $(CLIENTS) $(DAEMON) $(TESTS)
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the flags change (e.g. CUDA=0 <-> CUDA=1 in one build dir).
+FLAGS_STAMP := $(BUILD)/.flags
+$(shell mkdir -p $(BUILD) && echo '$(CFLAGS) $(CUDA)' | cmp -s - $(FLAGS_STAMP) || echo '$(CFLAGS) $(CUDA)' > $(FLAGS_STAMP))
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 

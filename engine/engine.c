@@ -60,7 +60,7 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
             sd_seterr(err, cerr.code, "%s", cerr.msg);
             goto fail;
         } else {
-            snprintf(e->reason, sizeof e->reason, "CPU: %s", cerr.msg);
+            snprintf(e->reason, sizeof e->reason, "CPU: %.200s", cerr.msg);
         }
 #else
         if (want_cuda) { sd_seterr(err, SD_ENOTSUP, "engine: this build has no CUDA backend (build with make CUDA=1)"); goto fail; }
@@ -69,7 +69,14 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
     } else {
         snprintf(e->reason, sizeof e->reason, "CPU: requested");
     }
-    if (!e->b && backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;
+    if (!e->b) {
+        if (!p->weights_mmap) {
+            sd_err merr = {0};
+            if (model_materialize(e->m, &merr)) /* not fatal: compute from the mapping */
+                snprintf(e->reason + strlen(e->reason), sizeof e->reason - strlen(e->reason), " (weights mapped: %.100s)", merr.msg);
+        }
+        if (backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;
+    }
     e->kv = kvcache_new((int)n_blocks, p->kv_block_size);
     return e;
 fail:

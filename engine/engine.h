@@ -19,6 +19,7 @@ typedef struct engine_params {
     int max_ctx;            /* default: the model's max_position_embeddings */
     sd_dtype kv_dtype;      /* SD_DT_BF16 (default) or SD_DT_F32 */
     int max_batch;          /* prefill chunk in tokens (default 256) */
+    int weights_mmap;       /* CPU: 1 = compute from the file mapping; 0 (default) = copy to RAM */
 } engine_params;
 
 engine_params engine_params_default(void);

@@ -6,12 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "safetensors.h"
 
 typedef struct model_priv {
     safetensors **shards;
     size_t n_shards;
+    void *ram;       /* materialized weights, or NULL */
+    size_t ram_len;
 } model_priv;
 
 static int get_int(json_t *o, const char *k, int def, int lo, int hi, int *out, const char *file, sd_err *err) {
@@ -284,6 +287,7 @@ void model_free(model *m) {
     if (p) {
         for (size_t i = 0; i < p->n_shards; i++) safetensors_close(p->shards[i]);
         free(p->shards);
+        if (p->ram) munmap(p->ram, p->ram_len);
         free(p);
     }
     free(m->layers);
@@ -301,4 +305,44 @@ size_t model_weight_bytes(const model *m) {
              wbytes(&L->ffn_norm) + wbytes(&L->gate) + wbytes(&L->up) + wbytes(&L->down);
     }
     return s;
+}
+
+static size_t wbytes_al(const model_weight *w) { return (wbytes(w) + 63) & ~(size_t)63; }
+
+static void copy_weight(model_weight *w, uint8_t *base, size_t *off) {
+    size_t n = wbytes(w);
+    memcpy(base + *off, w->data, n);
+    w->data = base + *off;
+    *off += wbytes_al(w);
+}
+
+int model_materialize(model *m, sd_err *err) {
+    model_priv *p = m->priv;
+    if (p->ram) return 0;
+    const model_config *c = &m->cfg;
+    size_t total = wbytes_al(&m->embed) + wbytes_al(&m->norm) + (c->tie ? 0 : wbytes_al(&m->lm_head));
+    for (int l = 0; l < c->n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        total += wbytes_al(&L->attn_norm) + wbytes_al(&L->wq) + wbytes_al(&L->wk) + wbytes_al(&L->wv) + wbytes_al(&L->wo) +
+                 wbytes_al(&L->ffn_norm) + wbytes_al(&L->gate) + wbytes_al(&L->up) + wbytes_al(&L->down);
+    }
+    size_t len = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+    uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes for the weights", len);
+    madvise(base, len, MADV_HUGEPAGE);
+    size_t off = 0;
+    copy_weight(&m->embed, base, &off);
+    copy_weight(&m->norm, base, &off);
+    if (c->tie) m->lm_head = m->embed;
+    else copy_weight(&m->lm_head, base, &off);
+    for (int l = 0; l < c->n_layer; l++) {
+        model_layer *L = &m->layers[l];
+        copy_weight(&L->attn_norm, base, &off); copy_weight(&L->wq, base, &off); copy_weight(&L->wk, base, &off);
+        copy_weight(&L->wv, base, &off); copy_weight(&L->wo, base, &off); copy_weight(&L->ffn_norm, base, &off);
+        copy_weight(&L->gate, base, &off); copy_weight(&L->up, base, &off); copy_weight(&L->down, base, &off);
+    }
+    p->ram = base;
+    p->ram_len = len;
+    for (size_t i = 0; i < p->n_shards; i++) safetensors_drop_cache(p->shards[i]);
+    return 0;
 }

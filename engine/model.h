@@ -68,6 +68,13 @@ int model_config_parse(const char *json_text, size_t len, const char *file, mode
 int model_load(const char *dir, model **out, sd_err *err);
 void model_free(model *m);
 
+/* Copies every weight out of the file mappings into one anonymous buffer
+ * (2 MiB aligned, transparent huge pages requested) and drops the mappings'
+ * page cache. Streaming weights from file-backed pages is several times slower
+ * than from anonymous huge pages on many machines (measured 0.9 vs 10.5 GB/s on
+ * the 2-core development VM). Returns 0 or SD_ENOMEM (the model stays usable). */
+int model_materialize(model *m, sd_err *err);
+
 /* inv_freq[i] for i < head_dim/2 (YaRN applied when configured) and the
  * attention factor that scales cos and sin (1 without YaRN). */
 void model_rope_freqs(const model_config *cfg, double *inv_freq, double *attn_factor);

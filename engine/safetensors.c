@@ -153,3 +153,13 @@ const st_tensor *safetensors_find(const safetensors *st, const char *name) {
         if (!strcmp(st->t[i].name, name)) return &st->t[i];
     return NULL;
 }
+
+void safetensors_drop_cache(safetensors *st) {
+    if (!st->map) return;
+    madvise(st->map, st->map_len, MADV_DONTNEED);
+    int fd = open(st->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}

@@ -31,5 +31,7 @@ const st_tensor *safetensors_at(const safetensors *st, size_t i);
 /* Borrowed pointer, or NULL when the file has no tensor of that name. */
 const st_tensor *safetensors_find(const safetensors *st, const char *name);
 const char *safetensors_path(const safetensors *st);
+/* Tells the kernel the mapped pages are no longer needed (after a copy). */
+void safetensors_drop_cache(safetensors *st);
 
 #endif
