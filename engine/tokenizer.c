@@ -33,16 +33,27 @@ typedef struct odd_tok { /* a vocab entry with characters outside the byte table
     int32_t id;
 } odd_tok;
 
+typedef struct merge_slot {
+    uint64_t key;  /* (left id << 32 | right id) + 1; 0 empty */
+    uint32_t rank;
+    int32_t nid;
+} merge_slot;
+
+typedef struct vocab_slot {
+    uint32_t tag;  /* high bits of the hash */
+    int32_t id;    /* -1 empty */
+    uint32_t off;  /* the id's bytes: bytes + off, len */
+    uint32_t len;
+} vocab_slot;
+
 struct tokenizer {
     size_t n_ids;
     uint8_t *flags;       /* (n_ids) TF_* */
     uint32_t *off;        /* (n_ids + 1) offsets of each id's decoded bytes */
     char *bytes;          /* decoded bytes of all ids, concatenated */
-    int32_t *vh;          /* (vh_mask + 1) bytes -> id hash of encodable vocab, -1 empty */
+    vocab_slot *vh;       /* (vh_mask + 1) bytes -> id hash of encodable vocab, id -1 empty */
     size_t vh_mask;
-    uint64_t *mh_key;     /* (mh_mask + 1) (left id << 32 | right id) + 1, 0 empty */
-    uint32_t *mh_rank;
-    int32_t *mh_new;
+    merge_slot *mh;       /* (mh_mask + 1) open-addressing merge table */
     size_t mh_mask;
     int ignore_merges;
     int use_regex;
@@ -73,12 +84,13 @@ static uint64_t hash_u64(uint64_t x) {
 }
 
 static int32_t vocab_find(const tokenizer *t, const uint8_t *s, size_t n) {
-    size_t i = hash_bytes(s, n) & t->vh_mask;
+    uint64_t h = hash_bytes(s, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t i = h & t->vh_mask;
     for (;;) {
-        int32_t id = t->vh[i];
-        if (id < 0) return -1;
-        size_t l = t->off[id + 1] - t->off[id];
-        if (l == n && memcmp(t->bytes + t->off[id], s, n) == 0) return id;
+        const vocab_slot *v = &t->vh[i];
+        if (v->id < 0) return -1;
+        if (v->tag == tag && v->len == n && memcmp(t->bytes + v->off, s, n) == 0) return v->id;
         i = (i + 1) & t->vh_mask;
     }
 }
@@ -87,11 +99,11 @@ static int merge_find(const tokenizer *t, int32_t a, int32_t b, uint32_t *rank, 
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     size_t i = hash_u64(key) & t->mh_mask;
     for (;;) {
-        uint64_t k = t->mh_key[i];
-        if (k == 0) return 0;
-        if (k == key) {
-            *rank = t->mh_rank[i];
-            *nid = t->mh_new[i];
+        const merge_slot *m = &t->mh[i];
+        if (m->key == 0) return 0;
+        if (m->key == key) {
+            *rank = m->rank;
+            *nid = m->nid;
             return 1;
         }
         i = (i + 1) & t->mh_mask;
@@ -448,18 +460,23 @@ tokenizer *tokenizer_new(const char *path, sd_err *err) {
     /* Hash of encodable vocab entries (byte-level spelled, not added tokens). */
     t->vh_mask = pow2_at_least(n_ids * 2) - 1;
     t->vh = xmalloc((t->vh_mask + 1) * sizeof *t->vh);
-    memset(t->vh, 0xff, (t->vh_mask + 1) * sizeof *t->vh);
+    for (size_t i = 0; i <= t->vh_mask; i++) t->vh[i].id = -1;
     json_object_foreach(vocab, key, val) {
         size_t id = (size_t)json_integer_value(val);
-        long bl = bytelevel_decode(t, key, strlen(key), scratch);
-        if (bl < 0) continue;
-        if (vocab_find(t, scratch, (size_t)bl) >= 0) continue;
-        size_t i = hash_bytes(scratch, (size_t)bl) & t->vh_mask;
-        while (t->vh[i] >= 0) i = (i + 1) & t->vh_mask;
-        /* vocab_find compares against the id's decoded bytes: an added token
-         * with the same id would shadow them, so only index plain vocab ids. */
+        /* The slot points at the id's decoded bytes: an added token with the
+         * same id would shadow them, so only plain vocab ids are indexed. */
         if (t->flags[id] & TF_ADDED) continue;
-        t->vh[i] = (int32_t)id;
+        size_t bl = t->off[id + 1] - t->off[id];
+        if (bytelevel_decode(t, key, strlen(key), scratch) < 0) continue;
+        const uint8_t *tb = (const uint8_t *)t->bytes + t->off[id];
+        if (vocab_find(t, tb, bl) >= 0) continue;
+        uint64_t h = hash_bytes(tb, bl);
+        size_t i = h & t->vh_mask;
+        while (t->vh[i].id >= 0) i = (i + 1) & t->vh_mask;
+        t->vh[i].tag = (uint32_t)(h >> 32);
+        t->vh[i].id = (int32_t)id;
+        t->vh[i].off = t->off[id];
+        t->vh[i].len = (uint32_t)bl;
     }
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -474,9 +491,7 @@ tokenizer *tokenizer_new(const char *path, sd_err *err) {
      * HashMap collect does). */
     size_t n_merges = json_array_size(merges);
     t->mh_mask = pow2_at_least(n_merges * 2 + 2) - 1;
-    t->mh_key = xcalloc(t->mh_mask + 1, sizeof *t->mh_key);
-    t->mh_rank = xmalloc((t->mh_mask + 1) * sizeof *t->mh_rank);
-    t->mh_new = xmalloc((t->mh_mask + 1) * sizeof *t->mh_new);
+    t->mh = xcalloc(t->mh_mask + 1, sizeof *t->mh);
     uint8_t *cat = xmalloc(max_len * 2 + 8);
     size_t mi;
     json_array_foreach(merges, mi, val) {
@@ -513,10 +528,10 @@ tokenizer *tokenizer_new(const char *path, sd_err *err) {
         }
         uint64_t mkey = (((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib) + 1;
         size_t i = hash_u64(mkey) & t->mh_mask;
-        while (t->mh_key[i] && t->mh_key[i] != mkey) i = (i + 1) & t->mh_mask;
-        t->mh_key[i] = mkey;
-        t->mh_rank[i] = (uint32_t)mi;
-        t->mh_new[i] = in;
+        while (t->mh[i].key && t->mh[i].key != mkey) i = (i + 1) & t->mh_mask;
+        t->mh[i].key = mkey;
+        t->mh[i].rank = (uint32_t)mi;
+        t->mh[i].nid = in;
     }
     free(cat);
     free(scratch);
@@ -545,9 +560,7 @@ void tokenizer_free(tokenizer *t) {
     free(t->off);
     free(t->bytes);
     free(t->vh);
-    free(t->mh_key);
-    free(t->mh_rank);
-    free(t->mh_new);
+    free(t->mh);
     free(t);
 }
 
@@ -559,8 +572,19 @@ typedef struct heap_ent {
     int32_t left, right, nid;
 } heap_ent;
 
+/* Per-call cache of words that needed BPE: the word's bytes stay in the input
+ * and its ids in the output, so an entry is just two references. */
+#define WCACHE_SIZE 4096
+typedef struct wcache_ent {
+    const uint8_t *word; /* NULL: empty */
+    uint32_t len;
+    uint32_t ids_off;
+    uint32_t n_ids;
+} wcache_ent;
+
 typedef struct enc_ctx {
     const tokenizer *t;
+    wcache_ent *wc;       /* (WCACHE_SIZE) or NULL */
     int32_t *ids;
     size_t n, cap;
     /* BPE workspace, grown on demand */
@@ -641,6 +665,16 @@ static int bpe_word(enc_ctx *c, const uint8_t *w, size_t m) {
         if (id >= 0) return emit(c, id);
     }
     if (m > INT32_MAX) return SD_ERANGE;
+    wcache_ent *ce = NULL;
+    if (c->wc && m <= 64) {
+        ce = &c->wc[hash_bytes(w, m) & (WCACHE_SIZE - 1)];
+        if (ce->word && ce->len == m && memcmp(ce->word, w, m) == 0) {
+            for (uint32_t k = 0; k < ce->n_ids; k++)
+                if (emit(c, c->ids[ce->ids_off + k])) return SD_ENOMEM;
+            return 0;
+        }
+    }
+    size_t first = c->n;
     if (m > c->sym_cap) {
         size_t cap = m < 64 ? 64 : m;
         int32_t *a = realloc(c->sym, cap * sizeof *a);
@@ -673,6 +707,12 @@ static int bpe_word(enc_ctx *c, const uint8_t *w, size_t m) {
     }
     for (int32_t i = 0; i >= 0; i = c->next[i])
         if (emit(c, c->sym[i])) return SD_ENOMEM;
+    if (ce && c->n <= UINT32_MAX) {
+        ce->word = w;
+        ce->len = (uint32_t)m;
+        ce->ids_off = (uint32_t)first;
+        ce->n_ids = (uint32_t)(c->n - first);
+    }
     return 0;
 }
 
@@ -816,9 +856,14 @@ int tokenizer_encode(tokenizer *t, const char *text, size_t len, int parse_speci
         len = clean.n;
     }
     c.t = t;
+    c.cap = len / 4 + 16;
+    if (len >= 256) c.wc = calloc(WCACHE_SIZE, sizeof *c.wc); /* optional: NULL just disables it */
+    c.ids = malloc(c.cap * sizeof *c.ids);
+    if (!c.ids) { rc = SD_ENOMEM; goto out; }
     if (len) rc = encode_added(&c, s, len, 0, parse_special ? 1 : 0);
 out:
     free(clean.p);
+    free(c.wc);
     free(c.sym);
     free(c.prev);
     free(c.next);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "chat.h"
 #include "cmds.h"
@@ -52,6 +53,12 @@ static char *read_stream(FILE *f, size_t *len) {
     p[n] = 0;
     *len = n;
     return p;
+}
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -102,20 +109,24 @@ int cmd_tokenize(int argc, char **argv) {
         for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
         printf("\n");
         if (repeat > 0) {
-            double *ts = malloc((size_t)repeat * sizeof *ts);
+            double *ts = malloc((size_t)repeat * 2 * sizeof *ts), *cs = ts ? ts + repeat : NULL;
             for (long r = 0; ts && r < repeat && !rc; r++) {
                 int32_t *ids2 = NULL;
                 size_t n2 = 0;
-                double t0 = sd_now();
+                double t0 = sd_now(), c0 = cpu_now();
                 rc = tokenizer_encode(t, text, len, special, &ids2, &n2, &err);
                 ts[r] = sd_now() - t0;
+                cs[r] = cpu_now() - c0;
                 free(ids2);
             }
             if (ts && !rc) {
                 qsort(ts, (size_t)repeat, sizeof *ts, cmp_double);
-                double med = ts[repeat / 2];
-                fprintf(stderr, "tokenize: %zu bytes, %zu tokens, median %.3f ms over %ld runs, %.1f MB/s\n", len, n,
-                        med * 1e3, repeat, len / med / 1e6);
+                qsort(cs, (size_t)repeat, sizeof *cs, cmp_double);
+                double med = ts[repeat / 2], cmed = cs[repeat / 2];
+                fprintf(stderr,
+                        "tokenize: %zu bytes, %zu tokens, median over %ld runs: wall %.3f ms (%.1f MB/s), "
+                        "thread cpu %.3f ms (%.1f MB/s)\n",
+                        len, n, repeat, med * 1e3, len / med / 1e6, cmed * 1e3, len / cmed / 1e6);
             }
             free(ts);
         }
