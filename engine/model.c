@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "safetensors.h"
 
@@ -237,6 +238,8 @@ out:
 }
 
 int model_load(const char *dir, model **out, sd_err *err) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode)) return model_load_gguf(dir, out, err);
     model *m = xcalloc(1, sizeof *m);
     m->dir = xstrdup(dir);
     m->priv = xcalloc(1, sizeof(model_priv));
@@ -290,6 +293,7 @@ void model_free(model *m) {
         if (p->ram) munmap(p->ram, p->ram_len);
         free(p);
     }
+    if (m->extra_free) m->extra_free(m->extra);
     free(m->layers);
     free(m->dir);
     free(m);

@@ -56,6 +56,8 @@ typedef struct model {
     model_layer *layers;  /* n_layer */
     char *dir;
     void *priv;           /* mappings and owned buffers */
+    void *extra;          /* loader-specific state (GGUF), freed by extra_free */
+    void (*extra_free)(void *extra);
 } model;
 
 /* Parses config.json text into cfg (defaults as SmolLM3Config's).
@@ -67,6 +69,12 @@ int model_config_parse(const char *json_text, size_t len, const char *file, mode
  * the config. Returns 0, SD_ENOTFOUND, SD_EIO, SD_EFORMAT or SD_ENOMEM. */
 int model_load(const char *dir, model **out, sd_err *err);
 void model_free(model *m);
+
+/* Loads a GGUF file (llama.cpp's format, architecture smollm3) into the same
+ * structure: Q/K rows un-permuted back to the half-split layout, F32/F16/BF16/
+ * Q8_0 tensors. model_load calls it when its path is a regular file.
+ * Implemented in engine/model_gguf.c. */
+int model_load_gguf(const char *path, model **out, sd_err *err);
 
 /* Copies every weight out of the file mappings into one anonymous buffer
  * (2 MiB aligned, transparent huge pages requested) and drops the mappings'
