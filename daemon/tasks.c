@@ -6,6 +6,8 @@
  * pre-tokenization, so the two halves tokenize exactly as the whole. */
 #include "tasks.h"
 
+#include "chat.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,6 +70,7 @@ void tasks_half_clear(tasks_half *h) {
     if (!h) return;
     free(h->text);
     free(h->ids);
+    free(h->source);
     memset(h, 0, sizeof *h);
 }
 
@@ -156,7 +159,9 @@ int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, size_t start, size_
     while (instr.n && isspace((unsigned char)instr.p[instr.n - 1])) instr.p[--instr.n] = 0;
     sb_put(&body, instr.p, instr.n);
     sb_puts(&body, "\n\n");
-    free(instr.p);
+    out->source = instr.p;
+    out->think = think;
+    snprintf(out->date, sizeof out->date, "%s", date);
 
     size_t cap = 0;
     int rc = add_special(tok, "<|im_start|>", &out->ids, &out->n, &cap, err);
@@ -195,6 +200,8 @@ int tasks_build_suffix(tokenizer *tok, const char *message, bool think, tasks_ha
     if (!think) sb_puts(&t, "<think>\n\n</think>\n");
     free(u.p);
     if (rc) { free(t.p); tasks_half_clear(out); return rc; }
+    out->source = xstrdup(message);
+    out->think = think;
     out->text = t.p;
     out->len = t.n;
     return 0;
@@ -221,6 +228,26 @@ static int has_special_strings(tokenizer *tok, const tasks_half *h) {
 }
 
 int tasks_verify_split(tokenizer *tok, const tasks_half *prefix, const tasks_half *suffix, sd_err *err) {
+    if (prefix->source && suffix->source) {
+        chat_message m[2] = {{"system", prefix->source}, {"user", suffix->source}};
+        chat_options o = chat_options_default();
+        o.enable_thinking = prefix->think;
+        o.date = prefix->date;
+        sd_err e = {0};
+        char *r = chat_render(m, 2, &o, &e);
+        if (!r) return sd_seterr(err, SD_EFORMAT, "tasks_verify_split: chat_render: %s", e.msg);
+        size_t rl = strlen(r);
+        int same = rl == prefix->len + suffix->len && !memcmp(r, prefix->text, prefix->len) &&
+                   !memcmp(r + prefix->len, suffix->text, suffix->len);
+        if (!same) {
+            size_t i = 0;
+            while (i < rl && i < prefix->len && r[i] == prefix->text[i]) i++;
+            free(r);
+            return sd_seterr(err, SD_EFORMAT, "tasks_verify_split: prompt differs from the chat template at byte %zu "
+                             "(template %zu bytes, prompt %zu)", i, rl, prefix->len + suffix->len);
+        }
+        free(r);
+    }
     if (has_special_strings(tok, prefix) || has_special_strings(tok, suffix)) return 1;
     char *whole = malloc(prefix->len + suffix->len + 1);
     if (!whole) return sd_seterr(err, SD_ENOMEM, "tasks_verify_split: out of memory");

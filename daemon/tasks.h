@@ -34,6 +34,9 @@ typedef struct tasks_half {
     size_t len;
     int32_t *ids;
     size_t n;
+    char *source;   /* the system instructions (prefix) or user message (suffix) */
+    bool think;
+    char date[64];  /* prefix: the pinned "Today Date" */
 } tasks_half;
 
 void tasks_half_clear(tasks_half *h);
@@ -54,8 +57,10 @@ int tasks_build_prefix(tokenizer *tok, const tasks_doc *doc, size_t start, size_
  * strings in it are not specials). */
 int tasks_build_suffix(tokenizer *tok, const char *message, bool think, tasks_half *out, sd_err *err);
 
-/* Checks that prefix->ids ++ suffix->ids equal the ids of tokenizing
- * prefix->text + suffix->text whole (special tokens parsed). Returns 0 when
+/* Checks that prefix->text + suffix->text is byte for byte what the chat
+ * template (chat.h) renders for [system: instructions, user: message], and that
+ * prefix->ids ++ suffix->ids equal the ids of tokenizing that text whole
+ * (special tokens parsed). Returns 0 when
  * they match, 1 when the check does not apply (the text holds special-token
  * strings, which the prompt deliberately keeps as plain text), SD_EFORMAT on
  * a mismatch (err says where). */
