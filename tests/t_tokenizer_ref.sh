@@ -22,7 +22,12 @@ fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
 /usr/bin/python3 tools/mk-tokenizer-fixture.py || fail "fixture"
 /usr/bin/python3 tools/mk-tokenizer-fixture.py --quiet --merges-as-pairs --out tests/fixtures/gen/tokenizer-pairs.json || fail "pairs fixture"
 node tests/node/make_adversarial.js "$tmp/adv" || fail "adversarial set"
-{ find "$CORPUS" -name '*.txt' | sort; ls "$tmp"/adv/*; } > "$tmp/list"
-echo "inputs: $(wc -l < "$tmp/list") files ($(find "$CORPUS" -name '*.txt' | wc -l) from $CORPUS)"
+# The text the project's ingest extracts from every PDF in the corpus.
+mkdir -p "$tmp/pdftext"
+find "$CORPUS" -iname '*.pdf' -print0 | sort -z | xargs -0 "$BUILD/tests/test_tokenizer" --extract "$tmp/pdftext" ||
+    fail "PDF text extraction"
+{ find "$CORPUS" -name '*.txt' | sort; find "$tmp/pdftext" -name '*.txt' | sort; ls "$tmp"/adv/*; } > "$tmp/list"
+echo "inputs: $(wc -l < "$tmp/list") files ($(find "$CORPUS" -name '*.txt' | wc -l) corpus .txt," \
+     "$(find "$tmp/pdftext" -name '*.txt' | wc -l) extracted PDFs, $(ls "$tmp"/adv | wc -l) adversarial)"
 (cd tests/node && node hf_ref.js ../fixtures/gen/tokenizer.json "$tmp/list" "$tmp/ref" 300) || fail "HF reference"
 "$BUILD/tests/test_tokenizer" --ref "$tmp/ref" --list "$tmp/list" --pairs tests/fixtures/gen/tokenizer-pairs.json

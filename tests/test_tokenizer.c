@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ingest.h"
 #include "test.h"
 #include "tokenizer.h"
 
@@ -345,7 +346,38 @@ static void test_reference(tokenizer *t, tokenizer *tp, const char *ref, const c
     printf("reference: %d decode cases\n", nd);
 }
 
+/* --extract OUTDIR FILE...: writes the body text ingest extracts from each
+ * document to OUTDIR/<basename>.txt (for the reference run); documents ingest
+ * rejects (encrypted, broken) are skipped. Prints how many were written. */
+static int extract_texts(const char *outdir, int n, char **files) {
+    ingest_params p = ingest_params_default();
+    p.timeout_s = 30;
+    int written = 0, skipped = 0;
+    for (int i = 0; i < n; i++) {
+        ingest_doc *d = NULL;
+        sd_err err = {0};
+        if (ingest_file(files[i], &p, &d, &err) != 0 || !d || d->text_len == 0) {
+            skipped++;
+            ingest_doc_free(d);
+            continue;
+        }
+        const char *base = strrchr(files[i], '/') ? strrchr(files[i], '/') + 1 : files[i];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.txt", outdir, base);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(d->text, 1, d->text_len, f);
+            fclose(f);
+            written++;
+        }
+        ingest_doc_free(d);
+    }
+    printf("extract: %d documents written, %d skipped (ingest refused them)\n", written, skipped);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "--extract")) return extract_texts(argv[2], argc - 3, argv + 3);
     const char *ref = NULL, *list = NULL, *pairs = NULL, *fixture = FIXTURE;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--ref")) ref = argv[i + 1];
