@@ -178,6 +178,7 @@ static int bbuf_reserve(bbuf *b, size_t extra) {
 }
 
 static int bbuf_put(bbuf *b, const void *s, size_t n) {
+    if (n == 0) return 0;
     if (bbuf_reserve(b, n)) return SD_ENOMEM;
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -646,8 +647,9 @@ static heap_ent heap_pop(enc_ctx *c) {
 }
 
 static int push_pair(enc_ctx *c, int32_t pos) {
+    if (pos < 0) return 0;
     int32_t nx = c->next[pos];
-    if (pos < 0 || nx < 0) return 0;
+    if (nx < 0) return 0;
     uint32_t rank;
     int32_t nid;
     if (!merge_find(c->t, c->sym[pos], c->sym[nx], &rank, &nid)) return 0;

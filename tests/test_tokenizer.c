@@ -275,6 +275,52 @@ static void test_stream(tokenizer *t) {
     CHECK_MSG(chunks_all, "a stream chunk was not whole UTF-8");
 }
 
+/* Random byte soup (ASCII, UTF-8 pieces, invalid bytes, special-token fragments):
+ * encoding always succeeds, ids are in range, valid input round-trips, and
+ * invalid input encodes like its U+FFFD-repaired decoding. */
+static void test_soup(tokenizer *t) {
+    static const char *pieces[] = {"a", "Z", " ", "  ", "\n", "\r\n", "\t", "'", "'s", "'LL", "1", "123", "\xc3\xa9",
+                                   "\xe2\x80\x8d", "\xf0\x9f\x98\x80", "\xe6\x97\xa5", "\xc2\xa0", "<|im_end|>",
+                                   "<|im_", "end|>", "<think>", ".", "...", "\xff", "\xc3", "\xe2\x80", "\xed\xa0\x80",
+                                   "\x80", "\xf4\x90\x80\x80", "\xd9\x85", "\xcc\x81", "0"};
+    unsigned x = 99;
+    int ok_range = 1, ok_round = 1, ok_repair = 1, ok_rc = 1;
+    char buf[512];
+    for (int it = 0; it < 3000; it++) {
+        size_t n = 0;
+        int parts = 1 + it % 40;
+        for (int k = 0; k < parts; k++) {
+            x = x * 1103515245u + 12345u;
+            const char *p = pieces[(x >> 8) % (sizeof pieces / sizeof pieces[0])];
+            size_t l = strlen(p);
+            if (n + l >= sizeof buf) break;
+            memcpy(buf + n, p, l);
+            n += l;
+        }
+        int32_t *ids = NULL, *ids2 = NULL;
+        size_t ni = 0, ni2 = 0;
+        int special = it & 1;
+        if (encode(t, buf, n, special, &ids, &ni)) { ok_rc = 0; continue; }
+        for (size_t i = 0; i < ni; i++)
+            if (ids[i] < 0 || (size_t)ids[i] >= tokenizer_vocab_size(t)) ok_range = 0;
+        size_t dl;
+        char *d = tokenizer_decode_len(t, ids, ni, 0, &dl);
+        if (valid_utf8(buf, n)) {
+            if (!d || dl != n || memcmp(d, buf, n) != 0) ok_round = 0;
+        } else if (d) {
+            /* decoding the repaired text gives the repaired text back */
+            if (encode(t, d, dl, special, &ids2, &ni2) || !ids_equal(ids, ni, ids2, ni2, "repair")) ok_repair = 0;
+            free(ids2);
+        }
+        free(d);
+        free(ids);
+    }
+    CHECK(ok_rc);
+    CHECK(ok_range);
+    CHECK_MSG(ok_round, "decode(encode(x)) != x on valid soup");
+    CHECK_MSG(ok_repair, "invalid UTF-8 does not encode like its repaired text");
+}
+
 static void test_reference(tokenizer *t, tokenizer *tp, const char *ref, const char *list) {
     size_t llen;
     char *lst = slurp(list, &llen);
@@ -400,6 +446,7 @@ int main(int argc, char **argv) {
     test_load_errors();
     test_units(t);
     test_stream(t);
+    test_soup(t);
     if (ref && list) {
         tokenizer *tp = NULL;
         if (pairs) {
