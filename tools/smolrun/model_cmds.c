@@ -174,15 +174,16 @@ int cmd_mkmodel(int argc, char **argv) {
         "usage: smolrun mkmodel --out DIR --preset tiny|small|3b [--seed N] [--yarn F --orig N]\n"
         "                       [--vocab N] [--layers N] [--hidden N] [--inter N] [--heads N]\n"
         "                       [--kv-heads N] [--head-dim N] [--rope-interval N] [--theta X] [--untied]\n"
-        "                       [--tokenizer FILE]\n"
+        "                       [--tokenizer FILE] [--gguf FILE [--gguf-type bf16|f16|q8_0|f32]]\n"
         "Writes a random-weight model folder in the exact Hugging Face layout (config.json,\n"
         "model.safetensors in BF16) with SmolLM3's structure. Presets: tiny (4 layers, hidden 64),\n"
         "small (8 layers, hidden 256), 3b (the real SmolLM3-3B dimensions, about 6.2 GB).\n"
         "--rope-interval 0 disables NoPE layers (RoPE everywhere); the default 4 makes every\n"
         "4th layer NoPE. --yarn F --orig N writes rope_scaling yarn with that factor.\n"
-        "--tokenizer FILE copies a tokenizer.json into the folder. The weights are meaningless.\n";
+        "--tokenizer FILE copies a tokenizer.json into the folder. --gguf FILE also writes the same\n"
+        "weights as a GGUF that llama.cpp loads (default type bf16). The weights are meaningless.\n";
     if (want_help(argc, argv)) { fputs(help, stdout); return 0; }
-    const char *out = NULL, *preset = NULL, *tok = NULL;
+    const char *out = NULL, *preset = NULL, *tok = NULL, *gguf_out = NULL, *gguf_type = "bf16";
     long seed = 1, x;
     mk_cfg c = {0}, ov;
     memset(&ov, -1, sizeof ov);
@@ -200,6 +201,8 @@ int cmd_mkmodel(int argc, char **argv) {
         else if (!strcmp(a, "--orig")) { if (parse_long("mkmodel", a, v, 1, 1 << 24, &orig)) return 2; i++; }
         else if (!strcmp(a, "--theta")) { if (parse_double("mkmodel", a, v, &theta) || theta <= 1) { fprintf(stderr, "smolrun mkmodel: --theta must be > 1\n"); return 2; } i++; }
         else if (!strcmp(a, "--untied")) untied = 1;
+        else if (!strcmp(a, "--gguf")) { if (!v) goto missing; gguf_out = argv[++i]; }
+        else if (!strcmp(a, "--gguf-type")) { if (!v) goto missing; gguf_type = argv[++i]; }
         INTOPT("--vocab", vocab, 16, 1 << 20)
         INTOPT("--layers", layers, 1, 256)
         INTOPT("--hidden", hidden, 16, 1 << 15)
@@ -330,6 +333,11 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     fprintf(stderr, "mkmodel: wrote %s (preset %s, seed %ld, %zu tensors, %.1f MB): random weights, meaningless output\n",
             out, preset, seed, nt, (double)off / 1e6);
+    if (gguf_out) {
+        sd_err gerr = {0};
+        if (mkmodel_write_gguf(out, gguf_out, gguf_type, &gerr)) { fprintf(stderr, "smolrun mkmodel: %s\n", gerr.msg); return 1; }
+        fprintf(stderr, "mkmodel: wrote %s (GGUF %s)\n", gguf_out, gguf_type);
+    }
     return 0;
 missing:
     fprintf(stderr, "smolrun mkmodel: option needs a value\n");
