@@ -20,6 +20,10 @@ typedef struct cpu_backend {
     /* scratch, sized for max_batch tokens */
     float *x, *h, *q, *k, *v, *att, *g, *u; /* (max_batch, ...) */
     float *cosb, *sinb;                     /* (max_batch, head_dim / 2) */
+    float *norms;       /* f32 norm weights: (n_layer, 2, hidden) then final (hidden) */
+    float *att_scratch; /* per thread: (group * head_dim + 2 * head_dim) */
+    int n_threads;
+    kern_compute mode;
 } cpu_backend;
 
 size_t backend_kv_token_bytes(const model_config *c, sd_dtype dt) {
@@ -69,10 +73,10 @@ static void attention(cpu_backend *cb, int l, const backend_batch *bt) {
     const sd_dtype dt = cb->base.p.kv_dtype;
     const float scale = 1.0f / sqrtf((float)hd);
     const long n_items = (long)bt->n * nkv;
-#pragma omp parallel
+#pragma omp parallel num_threads(cb->n_threads)
     {
-        float *acc = malloc((size_t)grp * hd * sizeof(float));
-        float *kf = malloc((size_t)hd * 2 * sizeof(float)), *vf = kf + hd;
+        float *acc = cb->att_scratch + (size_t)omp_get_thread_num() * ((size_t)grp * hd + 2 * (size_t)hd);
+        float *kf = acc + (size_t)grp * hd, *vf = kf + hd;
         float mx[64], sum[64], sc[64];
 #pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < n_items; it++) {
@@ -110,8 +114,6 @@ static void attention(cpu_backend *cb, int l, const backend_batch *bt) {
             for (int j = 0; j < grp; j++)
                 for (int i = 0; i < hd; i++) out[(size_t)j * hd + i] = acc[(size_t)j * hd + i] / sum[j];
         }
-        free(kf);
-        free(acc);
     }
 }
 
@@ -140,10 +142,10 @@ static int cpu_forward(backend *b, const backend_batch *bt, sd_err *err) {
         }
     for (int l = 0; l < c->n_layer; l++) {
         const model_layer *L = &m->layers[l];
-        kern_rmsnorm(cb->h, cb->x, n, &L->attn_norm, c->rms_eps);
-        kern_matmul(cb->q, cb->h, n, &L->wq, 0);
-        kern_matmul(cb->k, cb->h, n, &L->wk, 0);
-        kern_matmul(cb->v, cb->h, n, &L->wv, 0);
+        kern_rmsnorm(cb->h, cb->x, n, cb->norms + (size_t)l * 2 * H, H, c->rms_eps);
+        kern_matmul(cb->q, cb->h, n, &L->wq, 0, cb->mode);
+        kern_matmul(cb->k, cb->h, n, &L->wk, 0, cb->mode);
+        kern_matmul(cb->v, cb->h, n, &L->wv, 0, cb->mode);
         for (size_t t = 0; t < n; t++) {
             if (c->use_rope[l]) {
                 rope_apply(cb->q + t * qd, c->n_head, (int)hd, cb->cosb + t * half, cb->sinb + t * half);
@@ -155,22 +157,22 @@ static int cpu_forward(backend *b, const backend_batch *bt, sd_err *err) {
             kv_put(kv_row(cb, blk, l, 1, p % bs), cb->v + t * kvd, (int)kvd, b->p.kv_dtype);
         }
         attention(cb, l, bt);
-        kern_matmul(cb->x, cb->att, n, &L->wo, 1);
-        kern_rmsnorm(cb->h, cb->x, n, &L->ffn_norm, c->rms_eps);
-        kern_matmul(cb->g, cb->h, n, &L->gate, 0);
-        kern_matmul(cb->u, cb->h, n, &L->up, 0);
+        kern_matmul(cb->x, cb->att, n, &L->wo, 1, cb->mode);
+        kern_rmsnorm(cb->h, cb->x, n, cb->norms + ((size_t)l * 2 + 1) * H, H, c->rms_eps);
+        kern_matmul(cb->g, cb->h, n, &L->gate, 0, cb->mode);
+        kern_matmul(cb->u, cb->h, n, &L->up, 0, cb->mode);
         for (size_t i = 0; i < n * I; i++) {
             float gv = cb->g[i];
             cb->g[i] = gv / (1.0f + expf(-gv)) * cb->u[i];
         }
-        kern_matmul(cb->x, cb->g, n, &L->down, 1);
+        kern_matmul(cb->x, cb->g, n, &L->down, 1, cb->mode);
     }
     if (bt->all_logits) {
-        kern_rmsnorm(cb->h, cb->x, n, &m->norm, c->rms_eps);
-        kern_matmul(bt->logits, cb->h, n, &m->lm_head, 0);
+        kern_rmsnorm(cb->h, cb->x, n, cb->norms + (size_t)c->n_layer * 2 * H, H, c->rms_eps);
+        kern_matmul(bt->logits, cb->h, n, &m->lm_head, 0, cb->mode);
     } else {
-        kern_rmsnorm(cb->h, cb->x + (n - 1) * H, 1, &m->norm, c->rms_eps);
-        kern_matmul(bt->logits, cb->h, 1, &m->lm_head, 0);
+        kern_rmsnorm(cb->h, cb->x + (n - 1) * H, 1, cb->norms + (size_t)c->n_layer * 2 * H, H, c->rms_eps);
+        kern_matmul(bt->logits, cb->h, 1, &m->lm_head, 0, cb->mode);
     }
     return 0;
 }
@@ -196,6 +198,7 @@ static void cpu_free(backend *b) {
     free(cb->inv_freq);
     free(cb->x); free(cb->h); free(cb->q); free(cb->k); free(cb->v);
     free(cb->att); free(cb->g); free(cb->u); free(cb->cosb); free(cb->sinb);
+    free(cb->norms); free(cb->att_scratch);
     free(cb);
 }
 
@@ -246,6 +249,20 @@ int backend_cpu_new(const model *m, const backend_params *p, backend **out, sd_e
         cpu_free(&cb->base);
         return sd_seterr(err, SD_ENOMEM, "backend_cpu: cannot allocate scratch for %d tokens", p->max_batch);
     }
+    cb->n_threads = p->n_threads > 0 ? p->n_threads : omp_get_max_threads();
+    cb->mode = p->compute_bf16 ? KERN_COMPUTE_BF16 : KERN_COMPUTE_EXACT;
+    size_t Hd = (size_t)c->hidden;
+    cb->norms = alloc_f((size_t)c->n_layer * 2 + 1, Hd, &bad);
+    cb->att_scratch = alloc_f((size_t)cb->n_threads, (size_t)(c->n_head / c->n_kv_head + 2) * (size_t)c->head_dim, &bad);
+    if (bad) {
+        cpu_free(&cb->base);
+        return sd_seterr(err, SD_ENOMEM, "backend_cpu: cannot allocate norm weights and attention scratch");
+    }
+    for (int l = 0; l < c->n_layer; l++) {
+        kern_to_f32(cb->norms + (size_t)l * 2 * Hd, m->layers[l].attn_norm.data, m->layers[l].attn_norm.dtype, Hd);
+        kern_to_f32(cb->norms + ((size_t)l * 2 + 1) * Hd, m->layers[l].ffn_norm.data, m->layers[l].ffn_norm.dtype, Hd);
+    }
+    kern_to_f32(cb->norms + (size_t)c->n_layer * 2 * Hd, m->norm.data, m->norm.dtype, Hd);
     cb->inv_freq = xmalloc((size_t)c->head_dim / 2 * sizeof(double));
     model_rope_freqs(c, cb->inv_freq, &cb->attn_factor);
     *out = &cb->base;

@@ -45,7 +45,8 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
         goto fail;
     }
     backend_params bp = {.n_threads = p->n_threads, .device = p->device, .kv_block_size = p->kv_block_size,
-                         .kv_blocks = (int)n_blocks, .kv_dtype = p->kv_dtype, .max_batch = p->max_batch};
+                         .kv_blocks = (int)n_blocks, .kv_dtype = p->kv_dtype, .max_batch = p->max_batch,
+                         .compute_bf16 = p->compute_bf16};
     int want_cuda = !strcmp(p->backend, "cuda"), want_auto = !strcmp(p->backend, "auto");
     if (!want_cuda && !want_auto && strcmp(p->backend, "cpu")) {
         sd_seterr(err, SD_EINVAL, "engine: unknown backend '%s' (auto, cpu, cuda)", p->backend);
@@ -70,9 +71,9 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
         snprintf(e->reason, sizeof e->reason, "CPU: requested");
     }
     if (!e->b) {
-        if (!p->weights_mmap) {
+        if (!p->weights_mmap || p->weights_q8_0) {
             sd_err merr = {0};
-            if (model_materialize(e->m, &merr)) /* not fatal: compute from the mapping */
+            if (model_materialize(e->m, p->weights_q8_0, &merr)) /* not fatal: compute from the mapping */
                 snprintf(e->reason + strlen(e->reason), sizeof e->reason - strlen(e->reason), " (weights mapped: %.100s)", merr.msg);
         }
         if (backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;

@@ -20,6 +20,8 @@ typedef struct engine_params {
     sd_dtype kv_dtype;      /* SD_DT_BF16 (default) or SD_DT_F32 */
     int max_batch;          /* prefill chunk in tokens (default 256) */
     int weights_mmap;       /* CPU: 1 = compute from the file mapping; 0 (default) = copy to RAM */
+    int weights_q8_0;       /* CPU: quantize matrices to Q8_0 at load */
+    int compute_bf16;       /* CPU: bf16 activations in BF16 products (kernels.h KERN_COMPUTE_BF16) */
 } engine_params;
 
 engine_params engine_params_default(void);

@@ -1,34 +1,57 @@
-/* kernels.c - matrix products, RMSNorm and conversions for the CPU backend. */
+/* kernels.c - matrix products, RMSNorm and conversions for the CPU backend.
+ * Matrix products tile 4 weight rows x 4 tokens so each weight vector loaded
+ * (and widened to f32 in registers) feeds four FMAs. */
 #include "kernels.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-static int simd_state = -1; /* -1 unknown, 0 scalar, 1 avx512 */
+static int simd_state = -1; /* kern_simd, -1 = not yet detected */
+static int cap_state = -1;  /* cap from the environment or kern_set_simd */
+static int has_bf16 = 0;
 
-static int simd_detect(void) {
-    if (simd_state >= 0) return simd_state;
-    int on = 0;
+static kern_simd detect(void) {
+    if (simd_state >= 0) return (kern_simd)simd_state;
+    int lvl = KERN_SIMD_SCALAR;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    on = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) lvl = KERN_SIMD_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) lvl = KERN_SIMD_AVX512;
+    has_bf16 = lvl == KERN_SIMD_AVX512 && __builtin_cpu_supports("avx512bf16");
 #endif
-    const char *e = getenv("SMOLDOC_SIMD");
-    if (e && !strcmp(e, "0")) on = 0;
-    simd_state = on;
-    return on;
+    if (cap_state < 0) {
+        const char *e = getenv("SMOLDOC_SIMD");
+        cap_state = KERN_SIMD_AVX512;
+        if (e && (!strcmp(e, "0") || !strcmp(e, "scalar"))) cap_state = KERN_SIMD_SCALAR;
+        else if (e && !strcmp(e, "avx2")) cap_state = KERN_SIMD_AVX2;
+    }
+    if (lvl > cap_state) lvl = cap_state;
+    if (lvl < KERN_SIMD_AVX512) has_bf16 = 0;
+    simd_state = lvl;
+    return (kern_simd)lvl;
 }
 
-const char *kern_simd_name(void) { return simd_detect() ? "avx512" : "scalar"; }
+kern_simd kern_simd_level(void) { return detect(); }
+int kern_has_bf16_dot(void) { detect(); return has_bf16; }
 
-int kern_set_simd(int on) {
-    int prev = simd_detect();
-    simd_state = 0;
-    if (on) { simd_state = -1; simd_state = simd_detect(); }
+const char *kern_simd_name(void) {
+    switch (detect()) {
+    case KERN_SIMD_AVX512: return has_bf16 ? "avx512bf16" : "avx512";
+    case KERN_SIMD_AVX2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+kern_simd kern_set_simd(kern_simd level) {
+    kern_simd prev = detect();
+    cap_state = (int)level;
+    simd_state = -1;
+    detect();
     return prev;
 }
 
@@ -40,11 +63,25 @@ void kern_to_f32(float *dst, const void *src, sd_dtype t, size_t n) {
     case SD_DT_Q8_0: {
         const uint8_t *s = src;
         for (size_t b = 0; b < n / 32; b++, s += 34) {
-            uint16_t h; memcpy(&h, s, 2);
+            uint16_t h;
+            memcpy(&h, s, 2);
             float d = f16_to_f32(h);
             for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)s[2 + i];
         }
     } break;
+    }
+}
+
+void kern_quantize_q8_0(void *dst, const float *src, size_t n) {
+    uint8_t *o = dst;
+    for (size_t b = 0; b < n / 32; b++, o += 34) {
+        const float *x = src + b * 32;
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        uint16_t h = f32_to_f16(d);
+        memcpy(o, &h, 2);
+        for (int i = 0; i < 32; i++) o[2 + i] = (uint8_t)(int8_t)lrintf(x[i] * id);
     }
 }
 
@@ -53,14 +90,32 @@ void kern_row_f32(float *out, const model_weight *w, int64_t r) {
     kern_to_f32(out, (const uint8_t *)w->data + rb * (size_t)r, w->dtype, (size_t)w->cols);
 }
 
-/* ---- scalar path: rows converted to f32 a tile at a time ---- */
+/* Per-thread scratch, grown on demand and kept (no allocation per token). */
+static float *scratch(size_t n) {
+    static __thread float *buf;
+    static __thread size_t cap;
+    if (n > cap) {
+        free(buf);
+        cap = n + n / 4 + 64;
+        buf = malloc(cap * sizeof(float));
+        if (!buf) abort();
+    }
+    return buf;
+}
 
 #define TR 4 /* rows per tile */
 #define TT 4 /* tokens per tile */
 
-static void matmul_scalar_rows(float *y, const float *x, size_t n, const model_weight *w,
-                               int64_t r0, int64_t r1, int acc, float *wbuf) {
+static inline void store(float *y, size_t R, size_t t, int64_t r, float s, int acc) {
+    float *yp = y + t * R + (size_t)r;
+    *yp = acc ? *yp + s : s;
+}
+
+/* ---- scalar path: a row widened to f32 at a time ---- */
+
+static void matmul_scalar_rows(float *y, const float *x, size_t n, const model_weight *w, int64_t r0, int64_t r1, int acc) {
     size_t K = (size_t)w->cols, R = (size_t)w->rows, rb = dtype_row_bytes(w->dtype, K);
+    float *wbuf = scratch(K);
     for (int64_t r = r0; r < r1; r++) {
         kern_to_f32(wbuf, (const uint8_t *)w->data + rb * (size_t)r, w->dtype, K);
         for (size_t t = 0; t < n; t++) {
@@ -72,29 +127,36 @@ static void matmul_scalar_rows(float *y, const float *x, size_t n, const model_w
                 s2 += xt[k + 2] * wbuf[k + 2]; s3 += xt[k + 3] * wbuf[k + 3];
             }
             for (; k < K; k++) s0 += xt[k] * wbuf[k];
-            float s = (s0 + s1) + (s2 + s3);
-            float *yp = y + t * R + (size_t)r;
-            *yp = acc ? *yp + s : s;
+            store(y, R, t, r, (s0 + s1) + (s2 + s3), acc);
         }
     }
 }
 
 #if defined(__x86_64__)
-/* ---- AVX-512: 4 rows x 4 tokens per tile, 16 lanes, weights widened in registers ---- */
 
-__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(const void *p, sd_dtype t) {
+/* ---- AVX-512 ---- */
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
+
+/* 16 weights at element k of a row, widened to f32. For Q8_0, k is a multiple
+ * of 16 inside a 32-block; the block scale is applied. */
+T512 static inline __m512 w16_512(const uint8_t *row, size_t k, sd_dtype t) {
     switch (t) {
-    case SD_DT_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
-    case SD_DT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-    default: return _mm512_loadu_ps(p);
+    case SD_DT_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * k))), 16));
+    case SD_DT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * k)));
+    case SD_DT_Q8_0: {
+        const uint8_t *blk = row + (k / 32) * 34;
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + (k % 32)))));
+        return _mm512_mul_ps(q, _mm512_set1_ps(_cvtsh_ss(h)));
+    }
+    default: return _mm512_loadu_ps(row + 4 * k);
     }
 }
 
-__attribute__((target("avx512f,avx512bw")))
-static void matmul_avx512_rows(float *y, const float *x, size_t n, const model_weight *w,
-                               int64_t r0, int64_t r1, int acc) {
+T512 static void matmul_avx512_rows(float *y, const float *x, size_t n, const model_weight *w, int64_t r0, int64_t r1, int acc) {
     const sd_dtype dt = w->dtype;
-    const size_t K = (size_t)w->cols, R = (size_t)w->rows, es = dt == SD_DT_F32 ? 4 : 2, rb = K * es;
+    const size_t K = (size_t)w->cols, R = (size_t)w->rows, rb = dtype_row_bytes(dt, K);
     const uint8_t *W = w->data;
     int64_t r = r0;
     for (; r + TR <= r1; r += TR) {
@@ -106,41 +168,33 @@ static void matmul_avx512_rows(float *y, const float *x, size_t n, const model_w
                    a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
             for (size_t k = 0; k < K; k += 16) {
                 __m512 v0 = _mm512_loadu_ps(x0 + k), v1 = _mm512_loadu_ps(x1 + k), v2 = _mm512_loadu_ps(x2 + k), v3 = _mm512_loadu_ps(x3 + k);
-                __m512 q = load16(w0 + k * es, dt);
+                __m512 q = w16_512(w0, k, dt);
                 a00 = _mm512_fmadd_ps(q, v0, a00); a01 = _mm512_fmadd_ps(q, v1, a01); a02 = _mm512_fmadd_ps(q, v2, a02); a03 = _mm512_fmadd_ps(q, v3, a03);
-                q = load16(w1 + k * es, dt);
+                q = w16_512(w1, k, dt);
                 a10 = _mm512_fmadd_ps(q, v0, a10); a11 = _mm512_fmadd_ps(q, v1, a11); a12 = _mm512_fmadd_ps(q, v2, a12); a13 = _mm512_fmadd_ps(q, v3, a13);
-                q = load16(w2 + k * es, dt);
+                q = w16_512(w2, k, dt);
                 a20 = _mm512_fmadd_ps(q, v0, a20); a21 = _mm512_fmadd_ps(q, v1, a21); a22 = _mm512_fmadd_ps(q, v2, a22); a23 = _mm512_fmadd_ps(q, v3, a23);
-                q = load16(w3 + k * es, dt);
+                q = w16_512(w3, k, dt);
                 a30 = _mm512_fmadd_ps(q, v0, a30); a31 = _mm512_fmadd_ps(q, v1, a31); a32 = _mm512_fmadd_ps(q, v2, a32); a33 = _mm512_fmadd_ps(q, v3, a33);
             }
-            float s[4][4] = {
-                {_mm512_reduce_add_ps(a00), _mm512_reduce_add_ps(a01), _mm512_reduce_add_ps(a02), _mm512_reduce_add_ps(a03)},
-                {_mm512_reduce_add_ps(a10), _mm512_reduce_add_ps(a11), _mm512_reduce_add_ps(a12), _mm512_reduce_add_ps(a13)},
-                {_mm512_reduce_add_ps(a20), _mm512_reduce_add_ps(a21), _mm512_reduce_add_ps(a22), _mm512_reduce_add_ps(a23)},
-                {_mm512_reduce_add_ps(a30), _mm512_reduce_add_ps(a31), _mm512_reduce_add_ps(a32), _mm512_reduce_add_ps(a33)}};
+            __m512 A[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
             for (int i = 0; i < TR; i++)
-                for (int j = 0; j < TT; j++) {
-                    float *yp = y + (t + (size_t)j) * R + (size_t)r + (size_t)i;
-                    *yp = acc ? *yp + s[i][j] : s[i][j];
-                }
+                for (int j = 0; j < TT; j++) store(y, R, t + (size_t)j, r + i, _mm512_reduce_add_ps(A[i][j]), acc);
         }
-        for (; t < n; t++) { /* leftover tokens: 4 rows x 1 token */
+        for (; t < n; t++) { /* leftover tokens: 4 rows x 1 token (the decode case) */
             const float *x0 = x + t * K;
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (size_t k = 0; k < K; k += 16) {
                 __m512 v0 = _mm512_loadu_ps(x0 + k);
-                a0 = _mm512_fmadd_ps(load16(w0 + k * es, dt), v0, a0);
-                a1 = _mm512_fmadd_ps(load16(w1 + k * es, dt), v0, a1);
-                a2 = _mm512_fmadd_ps(load16(w2 + k * es, dt), v0, a2);
-                a3 = _mm512_fmadd_ps(load16(w3 + k * es, dt), v0, a3);
+                a0 = _mm512_fmadd_ps(w16_512(w0, k, dt), v0, a0);
+                a1 = _mm512_fmadd_ps(w16_512(w1, k, dt), v0, a1);
+                a2 = _mm512_fmadd_ps(w16_512(w2, k, dt), v0, a2);
+                a3 = _mm512_fmadd_ps(w16_512(w3, k, dt), v0, a3);
             }
-            float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
-            for (int i = 0; i < TR; i++) {
-                float *yp = y + t * R + (size_t)r + (size_t)i;
-                *yp = acc ? *yp + s[i] : s[i];
-            }
+            store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
+            store(y, R, t, r + 1, _mm512_reduce_add_ps(a1), acc);
+            store(y, R, t, r + 2, _mm512_reduce_add_ps(a2), acc);
+            store(y, R, t, r + 3, _mm512_reduce_add_ps(a3), acc);
         }
     }
     for (; r < r1; r++) { /* leftover rows */
@@ -148,49 +202,183 @@ static void matmul_avx512_rows(float *y, const float *x, size_t n, const model_w
         for (size_t t = 0; t < n; t++) {
             const float *x0 = x + t * K;
             __m512 a0 = _mm512_setzero_ps();
-            for (size_t k = 0; k < K; k += 16) a0 = _mm512_fmadd_ps(load16(w0 + k * es, dt), _mm512_loadu_ps(x0 + k), a0);
-            float s = _mm512_reduce_add_ps(a0);
-            float *yp = y + t * R + (size_t)r;
-            *yp = acc ? *yp + s : s;
+            for (size_t k = 0; k < K; k += 16) a0 = _mm512_fmadd_ps(w16_512(w0, k, dt), _mm512_loadu_ps(x0 + k), a0);
+            store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
         }
     }
 }
-#endif
 
-void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int acc) {
+/* ---- AVX512-BF16: activations rounded to bf16 (xb: n x K bf16), dot products in pairs ---- */
+#define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+TBF static void matmul_bf16dot_rows(float *y, const uint16_t *xb, size_t n, const model_weight *w, int64_t r0, int64_t r1, int acc) {
+    const size_t K = (size_t)w->cols, R = (size_t)w->rows;
+    const uint16_t *W = w->data;
+    int64_t r = r0;
+#define LDW(p) ((__m512bh)_mm512_loadu_si512((const void *)(p)))
+    for (; r + TR <= r1; r += TR) {
+        const uint16_t *w0 = W + K * (size_t)r, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        size_t t = 0;
+        for (; t + TT <= n; t += TT) {
+            const uint16_t *x0 = xb + t * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
+            __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+                   a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (size_t k = 0; k < K; k += 32) {
+                __m512bh v0 = LDW(x0 + k), v1 = LDW(x1 + k), v2 = LDW(x2 + k), v3 = LDW(x3 + k);
+                __m512bh q = LDW(w0 + k);
+                a00 = _mm512_dpbf16_ps(a00, q, v0); a01 = _mm512_dpbf16_ps(a01, q, v1); a02 = _mm512_dpbf16_ps(a02, q, v2); a03 = _mm512_dpbf16_ps(a03, q, v3);
+                q = LDW(w1 + k);
+                a10 = _mm512_dpbf16_ps(a10, q, v0); a11 = _mm512_dpbf16_ps(a11, q, v1); a12 = _mm512_dpbf16_ps(a12, q, v2); a13 = _mm512_dpbf16_ps(a13, q, v3);
+                q = LDW(w2 + k);
+                a20 = _mm512_dpbf16_ps(a20, q, v0); a21 = _mm512_dpbf16_ps(a21, q, v1); a22 = _mm512_dpbf16_ps(a22, q, v2); a23 = _mm512_dpbf16_ps(a23, q, v3);
+                q = LDW(w3 + k);
+                a30 = _mm512_dpbf16_ps(a30, q, v0); a31 = _mm512_dpbf16_ps(a31, q, v1); a32 = _mm512_dpbf16_ps(a32, q, v2); a33 = _mm512_dpbf16_ps(a33, q, v3);
+            }
+            __m512 A[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
+            for (int i = 0; i < TR; i++)
+                for (int j = 0; j < TT; j++) store(y, R, t + (size_t)j, r + i, _mm512_reduce_add_ps(A[i][j]), acc);
+        }
+        for (; t < n; t++) {
+            const uint16_t *x0 = xb + t * K;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t k = 0; k < K; k += 32) {
+                __m512bh v0 = LDW(x0 + k);
+                a0 = _mm512_dpbf16_ps(a0, LDW(w0 + k), v0);
+                a1 = _mm512_dpbf16_ps(a1, LDW(w1 + k), v0);
+                a2 = _mm512_dpbf16_ps(a2, LDW(w2 + k), v0);
+                a3 = _mm512_dpbf16_ps(a3, LDW(w3 + k), v0);
+            }
+            store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
+            store(y, R, t, r + 1, _mm512_reduce_add_ps(a1), acc);
+            store(y, R, t, r + 2, _mm512_reduce_add_ps(a2), acc);
+            store(y, R, t, r + 3, _mm512_reduce_add_ps(a3), acc);
+        }
+    }
+    for (; r < r1; r++) {
+        const uint16_t *w0 = W + K * (size_t)r;
+        for (size_t t = 0; t < n; t++) {
+            __m512 a0 = _mm512_setzero_ps();
+            for (size_t k = 0; k < K; k += 32) a0 = _mm512_dpbf16_ps(a0, LDW(w0 + k), LDW(xb + t * K + k));
+            store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
+        }
+    }
+#undef LDW
+}
+
+/* ---- AVX2 + FMA: 8 lanes, 4 rows x 2 tokens ---- */
+#define T256 __attribute__((target("avx2,fma,f16c")))
+
+T256 static inline __m256 w8_256(const uint8_t *row, size_t k, sd_dtype t) {
+    switch (t) {
+    case SD_DT_BF16: return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * k))), 16));
+    case SD_DT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * k)));
+    case SD_DT_Q8_0: {
+        const uint8_t *blk = row + (k / 32) * 34;
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + (k % 32)))));
+        return _mm256_mul_ps(q, _mm256_set1_ps(_cvtsh_ss(h)));
+    }
+    default: return _mm256_loadu_ps((const float *)(row + 4 * k));
+    }
+}
+
+T256 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+T256 static void matmul_avx2_rows(float *y, const float *x, size_t n, const model_weight *w, int64_t r0, int64_t r1, int acc) {
+    const sd_dtype dt = w->dtype;
+    const size_t K = (size_t)w->cols, R = (size_t)w->rows, rb = dtype_row_bytes(dt, K);
+    const uint8_t *W = w->data;
+    int64_t r = r0;
+    for (; r + TR <= r1; r += TR) {
+        const uint8_t *w0 = W + rb * (size_t)r, *w1 = w0 + rb, *w2 = w1 + rb, *w3 = w2 + rb;
+        size_t t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const float *x0 = x + t * K, *x1 = x0 + K;
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+            for (size_t k = 0; k < K; k += 8) {
+                __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), q;
+                q = w8_256(w0, k, dt); a00 = _mm256_fmadd_ps(q, v0, a00); a01 = _mm256_fmadd_ps(q, v1, a01);
+                q = w8_256(w1, k, dt); a10 = _mm256_fmadd_ps(q, v0, a10); a11 = _mm256_fmadd_ps(q, v1, a11);
+                q = w8_256(w2, k, dt); a20 = _mm256_fmadd_ps(q, v0, a20); a21 = _mm256_fmadd_ps(q, v1, a21);
+                q = w8_256(w3, k, dt); a30 = _mm256_fmadd_ps(q, v0, a30); a31 = _mm256_fmadd_ps(q, v1, a31);
+            }
+            store(y, R, t, r, hsum256(a00), acc); store(y, R, t + 1, r, hsum256(a01), acc);
+            store(y, R, t, r + 1, hsum256(a10), acc); store(y, R, t + 1, r + 1, hsum256(a11), acc);
+            store(y, R, t, r + 2, hsum256(a20), acc); store(y, R, t + 1, r + 2, hsum256(a21), acc);
+            store(y, R, t, r + 3, hsum256(a30), acc); store(y, R, t + 1, r + 3, hsum256(a31), acc);
+        }
+        for (; t < n; t++) {
+            const float *x0 = x + t * K;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t k = 0; k < K; k += 8) {
+                __m256 v0 = _mm256_loadu_ps(x0 + k);
+                a0 = _mm256_fmadd_ps(w8_256(w0, k, dt), v0, a0);
+                a1 = _mm256_fmadd_ps(w8_256(w1, k, dt), v0, a1);
+                a2 = _mm256_fmadd_ps(w8_256(w2, k, dt), v0, a2);
+                a3 = _mm256_fmadd_ps(w8_256(w3, k, dt), v0, a3);
+            }
+            store(y, R, t, r, hsum256(a0), acc); store(y, R, t, r + 1, hsum256(a1), acc);
+            store(y, R, t, r + 2, hsum256(a2), acc); store(y, R, t, r + 3, hsum256(a3), acc);
+        }
+    }
+    for (; r < r1; r++) {
+        const uint8_t *w0 = W + rb * (size_t)r;
+        for (size_t t = 0; t < n; t++) {
+            __m256 a0 = _mm256_setzero_ps();
+            for (size_t k = 0; k < K; k += 8) a0 = _mm256_fmadd_ps(w8_256(w0, k, dt), _mm256_loadu_ps(x + t * K + k), a0);
+            store(y, R, t, r, hsum256(a0), acc);
+        }
+    }
+}
+#endif /* __x86_64__ */
+
+void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int acc, kern_compute mode) {
     const int64_t R = w->rows;
     const size_t K = (size_t)w->cols;
-    int simd = simd_detect() && K % 16 == 0 && w->dtype != SD_DT_Q8_0;
-    /* Row chunks: multiples of TR, about 4 per thread for balance. */
-    int64_t chunk = 64;
-    int64_t n_chunks = (R + chunk - 1) / chunk;
-#pragma omp parallel
-    {
-        float *wbuf = simd ? NULL : malloc(K * sizeof(float));
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < n_chunks; c++) {
-            int64_t r0 = c * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
-#if defined(__x86_64__)
-            if (simd) matmul_avx512_rows(y, x, n, w, r0, r1, acc);
-            else
-#endif
-                matmul_scalar_rows(y, x, n, w, r0, r1, acc, wbuf);
+    kern_simd lvl = detect();
+    if (lvl == KERN_SIMD_AVX512 && K % 16) lvl = KERN_SIMD_AVX2;
+    if (lvl == KERN_SIMD_AVX2 && K % 8) lvl = KERN_SIMD_SCALAR;
+    int bf16dot = mode == KERN_COMPUTE_BF16 && has_bf16 && lvl == KERN_SIMD_AVX512 && w->dtype == SD_DT_BF16 && K % 32 == 0;
+    const uint16_t *xb = NULL;
+    if (bf16dot) { /* round activations to bf16 once, shared by all threads */
+        static uint16_t *xbuf;
+        static size_t xcap;
+        if (n * K > xcap) {
+            free(xbuf);
+            xcap = n * K;
+            xbuf = malloc(xcap * sizeof *xbuf);
+            if (!xbuf) abort();
         }
-        free(wbuf);
+        for (size_t i = 0; i < n * K; i++) xbuf[i] = f32_to_bf16(x[i]);
+        xb = xbuf;
+    }
+    /* Row chunks of 64 (a multiple of TR): about 4+ per thread for balance. */
+    const int64_t chunk = 64, n_chunks = (R + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t r0 = c * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
+#if defined(__x86_64__)
+        if (bf16dot) matmul_bf16dot_rows(y, xb, n, w, r0, r1, acc);
+        else if (lvl == KERN_SIMD_AVX512) matmul_avx512_rows(y, x, n, w, r0, r1, acc);
+        else if (lvl == KERN_SIMD_AVX2) matmul_avx2_rows(y, x, n, w, r0, r1, acc);
+        else
+#endif
+            matmul_scalar_rows(y, x, n, w, r0, r1, acc);
     }
 }
 
-void kern_rmsnorm(float *y, const float *x, size_t n, const model_weight *w, float eps) {
-    size_t d = (size_t)w->rows;
-    float *wf = malloc(d * sizeof(float));
-    if (!wf) abort();
-    kern_to_f32(wf, w->data, w->dtype, d);
+void kern_rmsnorm(float *y, const float *x, size_t n, const float *w, size_t d, float eps) {
     for (size_t t = 0; t < n; t++) {
         const float *xt = x + t * d;
         double ss = 0; /* a double accumulator: cheap here, and removes order effects */
         for (size_t i = 0; i < d; i++) ss += (double)xt[i] * xt[i];
         float r = 1.0f / sqrtf((float)(ss / (double)d) + eps);
-        for (size_t i = 0; i < d; i++) y[t * d + i] = wf[i] * (xt[i] * r);
+        for (size_t i = 0; i < d; i++) y[t * d + i] = w[i] * (xt[i] * r);
     }
-    free(wf);
 }

@@ -1,27 +1,52 @@
 /* kernels.h - CPU compute kernels (f32 activations, weights in their stored
- * dtype), with runtime SIMD dispatch: AVX-512 where present, else plain C.
- * SMOLDOC_SIMD=0 in the environment forces the plain C path. */
+ * dtype: F32, F16, BF16, Q8_0), with runtime SIMD dispatch: AVX-512, else
+ * AVX2+FMA, else plain C. SMOLDOC_SIMD=0|avx2|avx512 in the environment caps
+ * the path (tests run the reference checks with each). */
 #ifndef KERNELS_H
 #define KERNELS_H
 
 #include "model.h"
 
-/* Which path kern_matmul takes: "avx512" or "scalar". */
+typedef enum kern_simd {
+    KERN_SIMD_SCALAR = 0,
+    KERN_SIMD_AVX2 = 1,
+    KERN_SIMD_AVX512 = 2,
+} kern_simd;
+
+/* How matrix products treat activations. EXACT multiplies f32 activations by
+ * the widened weights (the reference semantics). BF16 rounds activations to
+ * bf16 and uses the CPU's bf16 dot product (AVX512-BF16), as llama.cpp does for
+ * BF16 weights: about twice the prefill rate, at bf16 precision. BF16 falls back
+ * to EXACT where the CPU lacks AVX512-BF16 or the weights are not BF16. */
+typedef enum kern_compute {
+    KERN_COMPUTE_EXACT = 0,
+    KERN_COMPUTE_BF16 = 1,
+} kern_compute;
+
+/* The path kern_matmul takes ("avx512", "avx512bf16", "avx2", "scalar"). */
 const char *kern_simd_name(void);
-/* Forces the scalar path (tests); returns the previous setting. */
-int kern_set_simd(int on);
+kern_simd kern_simd_level(void);
+/* Caps the SIMD level (tests); returns the previous level. */
+kern_simd kern_set_simd(kern_simd level);
+/* 1 when the CPU has AVX512-BF16 (and SIMD is not capped below AVX-512). */
+int kern_has_bf16_dot(void);
 
 /* y (n, w->rows) = x (n, w->cols) . W^T, or y += ... when accumulate.
- * Parallel over output rows with OpenMP. */
-void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int accumulate);
+ * Parallel over output rows with OpenMP. No allocation after the first calls
+ * (per-thread scratch grows as needed). Call from one thread at a time. */
+void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int accumulate, kern_compute mode);
 
-/* y (n, d) = w * x / sqrt(mean(x^2) + eps), statistics in float. */
-void kern_rmsnorm(float *y, const float *x, size_t n, const model_weight *w, float eps);
+/* y (n, d) = w * x / sqrt(mean(x^2) + eps), statistics in float; w is f32 (d). */
+void kern_rmsnorm(float *y, const float *x, size_t n, const float *w, size_t d, float eps);
 
 /* Row r of a weight (embedding lookup) as f32 into out (cols). */
 void kern_row_f32(float *out, const model_weight *w, int64_t r);
 
-/* Converts n values of dtype t at src to f32. */
+/* Converts n values of dtype t at src to f32 (n a multiple of 32 for Q8_0). */
 void kern_to_f32(float *dst, const void *src, sd_dtype t, size_t n);
+
+/* Quantizes n floats (a multiple of 32) to Q8_0 blocks at dst (n/32*34 bytes):
+ * per block d = max|x|/127 stored as f16, q = round(x/d). */
+void kern_quantize_q8_0(void *dst, const float *src, size_t n);
 
 #endif

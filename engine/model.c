@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "kernels.h"
 #include "safetensors.h"
 
 typedef struct model_priv {
@@ -311,40 +312,66 @@ size_t model_weight_bytes(const model *m) {
     return s;
 }
 
-static size_t wbytes_al(const model_weight *w) { return (wbytes(w) + 63) & ~(size_t)63; }
-
-static void copy_weight(model_weight *w, uint8_t *base, size_t *off) {
-    size_t n = wbytes(w);
-    memcpy(base + *off, w->data, n);
-    w->data = base + *off;
-    *off += wbytes_al(w);
+static size_t wbytes_to(const model_weight *w, int q8) {
+    int conv = q8 && w->cols > 1 && w->cols % 32 == 0 && w->dtype != SD_DT_Q8_0;
+    size_t n = conv ? dtype_row_bytes(SD_DT_Q8_0, (size_t)w->cols) * (size_t)w->rows : wbytes(w);
+    return (n + 63) & ~(size_t)63;
 }
 
-int model_materialize(model *m, sd_err *err) {
+/* Copies (or quantizes to Q8_0, rows in parallel) one weight into base + *off. */
+static void copy_weight(model_weight *w, uint8_t *base, size_t *off, int q8) {
+    int conv = q8 && w->cols > 1 && w->cols % 32 == 0 && w->dtype != SD_DT_Q8_0;
+    size_t n = wbytes(w), K = (size_t)w->cols;
+    if (!conv) {
+        memcpy(base + *off, w->data, n);
+    } else {
+        size_t rb_in = dtype_row_bytes(w->dtype, K), rb_out = dtype_row_bytes(SD_DT_Q8_0, K);
+        const uint8_t *src = w->data;
+        uint8_t *dst = base + *off;
+        int64_t rows = w->rows;
+#pragma omp parallel
+        {
+            float *tmp = malloc(K * sizeof(float));
+            if (!tmp) abort();
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++) {
+                kern_to_f32(tmp, src + (size_t)r * rb_in, w->dtype, K);
+                kern_quantize_q8_0(dst + (size_t)r * rb_out, tmp, K);
+            }
+            free(tmp);
+        }
+        w->dtype = SD_DT_Q8_0;
+    }
+    w->data = base + *off;
+    *off += (wbytes(w) + 63) & ~(size_t)63;
+}
+
+int model_materialize(model *m, int q8, sd_err *err) {
     model_priv *p = m->priv;
-    if (p->ram) return 0;
     const model_config *c = &m->cfg;
-    size_t total = wbytes_al(&m->embed) + wbytes_al(&m->norm) + (c->tie ? 0 : wbytes_al(&m->lm_head));
+    size_t total = wbytes_to(&m->embed, q8) + wbytes_to(&m->norm, q8) + (c->tie ? 0 : wbytes_to(&m->lm_head, q8));
     for (int l = 0; l < c->n_layer; l++) {
         const model_layer *L = &m->layers[l];
-        total += wbytes_al(&L->attn_norm) + wbytes_al(&L->wq) + wbytes_al(&L->wk) + wbytes_al(&L->wv) + wbytes_al(&L->wo) +
-                 wbytes_al(&L->ffn_norm) + wbytes_al(&L->gate) + wbytes_al(&L->up) + wbytes_al(&L->down);
+        total += wbytes_to(&L->attn_norm, q8) + wbytes_to(&L->wq, q8) + wbytes_to(&L->wk, q8) + wbytes_to(&L->wv, q8) +
+                 wbytes_to(&L->wo, q8) + wbytes_to(&L->ffn_norm, q8) + wbytes_to(&L->gate, q8) + wbytes_to(&L->up, q8) +
+                 wbytes_to(&L->down, q8);
     }
     size_t len = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
     uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes for the weights", len);
     madvise(base, len, MADV_HUGEPAGE);
     size_t off = 0;
-    copy_weight(&m->embed, base, &off);
-    copy_weight(&m->norm, base, &off);
+    copy_weight(&m->embed, base, &off, q8);
+    copy_weight(&m->norm, base, &off, q8);
     if (c->tie) m->lm_head = m->embed;
-    else copy_weight(&m->lm_head, base, &off);
+    else copy_weight(&m->lm_head, base, &off, q8);
     for (int l = 0; l < c->n_layer; l++) {
         model_layer *L = &m->layers[l];
-        copy_weight(&L->attn_norm, base, &off); copy_weight(&L->wq, base, &off); copy_weight(&L->wk, base, &off);
-        copy_weight(&L->wv, base, &off); copy_weight(&L->wo, base, &off); copy_weight(&L->ffn_norm, base, &off);
-        copy_weight(&L->gate, base, &off); copy_weight(&L->up, base, &off); copy_weight(&L->down, base, &off);
+        copy_weight(&L->attn_norm, base, &off, q8); copy_weight(&L->wq, base, &off, q8); copy_weight(&L->wk, base, &off, q8);
+        copy_weight(&L->wv, base, &off, q8); copy_weight(&L->wo, base, &off, q8); copy_weight(&L->ffn_norm, base, &off, q8);
+        copy_weight(&L->gate, base, &off, q8); copy_weight(&L->up, base, &off, q8); copy_weight(&L->down, base, &off, q8);
     }
+    if (p->ram) munmap(p->ram, p->ram_len); /* a second call (e.g. quantizing) replaces the first copy */
     p->ram = base;
     p->ram_len = len;
     for (size_t i = 0; i < p->n_shards; i++) safetensors_drop_cache(p->shards[i]);

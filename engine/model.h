@@ -80,8 +80,10 @@ int model_load_gguf(const char *path, model **out, sd_err *err);
  * (2 MiB aligned, transparent huge pages requested) and drops the mappings'
  * page cache. Streaming weights from file-backed pages is several times slower
  * than from anonymous huge pages on many machines (measured 0.9 vs 10.5 GB/s on
- * the 2-core development VM). Returns 0 or SD_ENOMEM (the model stays usable). */
-int model_materialize(model *m, sd_err *err);
+ * the 2-core development VM). With quant_q8_0, every matrix whose rows are a
+ * multiple of 32 is quantized to Q8_0 on the way (norms stay as they are).
+ * Returns 0 or SD_ENOMEM (the model stays usable as it was). */
+int model_materialize(model *m, int quant_q8_0, sd_err *err);
 
 /* inv_freq[i] for i < head_dim/2 (YaRN applied when configured) and the
  * attention factor that scales cos and sin (1 without YaRN). */

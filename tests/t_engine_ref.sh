@@ -3,8 +3,10 @@
 # (tests/reference/smollm3_ref.py) on random-weight models of several shapes:
 # GQA ratios 1, 2 and 4; NoPE every 4th layer and off; YaRN on and off; tied and
 # untied heads; BF16, F16 and F32 tensors; single file and sharded index;
-# prompts of 1, 17 and 300 tokens; with SIMD on and off. Also checks that
-# prefill and token-by-token decode give the same logits.
+# prompts of 1, 17 and 300 tokens; with each SIMD level (AVX-512, AVX2, plain C).
+# Also checks that prefill and token-by-token decode give the same logits, and
+# the approximate modes within their own bounds: Q8_0 weights (2% of max |logit|,
+# argmax equal at >= 95% of positions) and bf16 activations (1%, >= 95%).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -21,12 +23,20 @@ check() { # name model_dir n_tokens vocab [extra smolrun flags...]
     local name=$1 dir=$2 n=$3 vocab=$4; shift 4
     local I; I=$(ids "$n" "$n" "$vocab")
     $PY tests/reference/smollm3_ref.py "$dir" "$I" "$T/ref.f32" || { fail=$((fail+1)); return; }
-    for simd in 1 0; do
+    for simd in avx512 avx2 0; do
         if ! SMOLDOC_SIMD=$simd $SR logits --model "$dir" --ids "$I" --out "$T/ours.f32" --all --kv f32 --threads 2 "$@"; then
             fail=$((fail+1)); continue
         fi
         ok $PY tests/reference/compare_logits.py "$T/ours.f32" "$T/ref.f32" "$vocab" 1e-3 "$name n=$n simd=$simd prefill"
     done
+    if [ "$n" -eq 300 ]; then
+        for simd in avx512 0; do
+            SMOLDOC_SIMD=$simd $SR logits --model "$dir" --ids "$I" --out "$T/q8.f32" --all --kv f32 --weights q8_0 "$@" &&
+                ok $PY tests/reference/compare_logits.py "$T/q8.f32" "$T/ref.f32" "$vocab" 2e-2 "$name n=$n simd=$simd q8_0" 0.95
+        done
+        $SR logits --model "$dir" --ids "$I" --out "$T/bf.f32" --all --kv f32 --compute bf16 "$@" &&
+            ok $PY tests/reference/compare_logits.py "$T/bf.f32" "$T/ref.f32" "$vocab" 1e-2 "$name n=$n compute=bf16" 0.95
+    fi
     if [ "$n" -le 17 ]; then
         $SR logits --model "$dir" --ids "$I" --out "$T/dec.f32" --all --decode --kv f32 "$@" &&
             ok $PY tests/reference/compare_logits.py "$T/dec.f32" "$T/ref.f32" "$vocab" 1e-3 "$name n=$n decode"

@@ -79,6 +79,7 @@ typedef struct run_opts {
     int block;
     int chunk;
     int max_ctx;
+    int q8_0, compute_bf16, mmap;
 } run_opts;
 
 /* Consumes a shared option at argv[*i]; 1 if consumed, 0 if not, -1 on error. */
@@ -91,7 +92,18 @@ static int run_opt(const char *cmd, int argc, char **argv, int *i, run_opts *o) 
     else if (!strcmp(a, "--block")) { if (parse_long(cmd, a, v, 1, 1 << 16, &x)) return -1; o->block = (int)x; }
     else if (!strcmp(a, "--chunk")) { if (parse_long(cmd, a, v, 1, 1 << 20, &x)) return -1; o->chunk = (int)x; }
     else if (!strcmp(a, "--ctx")) { if (parse_long(cmd, a, v, 1, 1 << 24, &x)) return -1; o->max_ctx = (int)x; }
-    else if (!strcmp(a, "--kv")) {
+    else if (!strcmp(a, "--mmap")) { o->mmap = 1; return 1; }
+    else if (!strcmp(a, "--weights")) {
+        if (!v) goto missing;
+        if (!strcmp(v, "q8_0")) o->q8_0 = 1;
+        else if (!strcmp(v, "native")) o->q8_0 = 0;
+        else { fprintf(stderr, "smolrun %s: --weights is native or q8_0\n", cmd); return -1; }
+    } else if (!strcmp(a, "--compute")) {
+        if (!v) goto missing;
+        if (!strcmp(v, "bf16")) o->compute_bf16 = 1;
+        else if (!strcmp(v, "exact")) o->compute_bf16 = 0;
+        else { fprintf(stderr, "smolrun %s: --compute is exact or bf16\n", cmd); return -1; }
+    } else if (!strcmp(a, "--kv")) {
         if (!v) goto missing;
         if (!strcmp(v, "f32")) o->kv_dtype = SD_DT_F32;
         else if (!strcmp(v, "bf16")) o->kv_dtype = SD_DT_BF16;
@@ -111,7 +123,11 @@ missing:
     "  --kv f32|bf16      KV cache element type (default bf16)\n" \
     "  --block N          tokens per KV block (default 256)\n" \
     "  --chunk N          prefill chunk in tokens (default 256)\n" \
-    "  --ctx N            context limit (default: the model's)\n"
+    "  --ctx N            context limit (default: the model's)\n" \
+    "  --weights W        native (default: as stored) or q8_0 (quantized at load)\n" \
+    "  --compute C        exact (default: f32 activations) or bf16 (bf16 activations in\n" \
+    "                     BF16 products, AVX512-BF16; llama.cpp's precision, faster prefill)\n" \
+    "  --mmap             compute from the file mapping instead of a copy in RAM\n"
 
 static engine *open_engine(const char *cmd, const run_opts *o) {
     if (!o->model) { fprintf(stderr, "smolrun %s: --model DIR is required\n", cmd); return NULL; }
@@ -123,6 +139,9 @@ static engine *open_engine(const char *cmd, const run_opts *o) {
     if (o->block) p.kv_block_size = o->block;
     if (o->chunk) p.max_batch = o->chunk;
     p.max_ctx = o->max_ctx;
+    p.weights_q8_0 = o->q8_0;
+    p.compute_bf16 = o->compute_bf16;
+    p.weights_mmap = o->mmap;
     sd_err err = {0};
     engine *e = engine_new(&p, &err);
     if (!e) fprintf(stderr, "smolrun %s: %s\n", cmd, err.msg);
@@ -533,9 +552,9 @@ int cmd_bench(int argc, char **argv) {
             if (pt[j] < pt[i]) { double x = pt[i]; pt[i] = pt[j]; pt[j] = x; }
             if (dt[j] < dt[i]) { double x = dt[i]; dt[i] = dt[j]; dt[j] = x; }
         }
-    printf("{\"engine\":\"smoldoc\",\"backend\":\"%s\",\"simd\":\"%s\",\"threads\":%d,\"prompt\":%ld,\"gen\":%ld,"
+    printf("{\"engine\":\"smoldoc\",\"backend\":\"%s\",\"simd\":\"%s\",\"weights\":\"%s\",\"compute\":\"%s\",\"threads\":%d,\"prompt\":%ld,\"gen\":%ld,"
            "\"reps\":%ld,\"prefill_tps\":%.3f,\"decode_tps\":%.3f,\"weight_bytes\":%zu}\n",
-           engine_backend_name(e), kern_simd_name(), o.threads, np, ng, reps, pt[reps / 2], dt[reps / 2], engine_weight_bytes(e));
+           engine_backend_name(e), kern_simd_name(), o.q8_0 ? "q8_0" : "native", o.compute_bf16 ? "bf16" : "exact", o.threads, np, ng, reps, pt[reps / 2], dt[reps / 2], engine_weight_bytes(e));
 out:
     free(pt); free(dt); free(lg); free(ids);
     engine_free(e);
