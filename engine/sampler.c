@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sd.h"
 
@@ -12,6 +13,7 @@ struct sampler {
     int vocab;
     uint64_t s[4];
     int32_t *idx; /* (vocab) */
+    int32_t *tmp; /* (vocab) */
     float *prob;  /* (vocab) */
 };
 
@@ -45,6 +47,7 @@ sampler *sampler_new(const sampler_params *p, int vocab) {
     for (int i = 0; i < 4; i++) s->s[i] = splitmix(&x);
     s->idx = xmalloc((size_t)vocab * sizeof *s->idx);
     s->prob = xmalloc((size_t)vocab * sizeof *s->prob);
+    s->tmp = xmalloc((size_t)vocab * sizeof *s->tmp);
     return s;
 }
 
@@ -52,13 +55,34 @@ void sampler_free(sampler *s) {
     if (!s) return;
     free(s->idx);
     free(s->prob);
+    free(s->tmp);
     free(s);
 }
 
-static const float *cmp_base;
-static int cmp_desc(const void *a, const void *b) {
-    float x = cmp_base[*(const int32_t *)a], y = cmp_base[*(const int32_t *)b];
-    return x < y ? 1 : x > y ? -1 : (*(const int32_t *)a - *(const int32_t *)b);
+/* Sorts idx[0..n) by prob descending, ties by position (stable LSD radix sort
+ * on the float bits: probabilities are non-negative, so their bits order them). */
+static void sort_desc(const float *prob, int32_t *idx, int32_t *tmp, int n) {
+    uint32_t *key = malloc((size_t)n * sizeof *key), *ktmp = malloc((size_t)n * sizeof *ktmp);
+    if (!key || !ktmp) abort();
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &prob[idx[i]], 4);
+        key[i] = ~u;
+    }
+    for (int shift = 0; shift < 32; shift += 8) {
+        int count[257] = {0};
+        for (int i = 0; i < n; i++) count[((key[i] >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (int i = 0; i < n; i++) {
+            int d = count[(key[i] >> shift) & 0xff]++;
+            tmp[d] = idx[i];
+            ktmp[d] = key[i];
+        }
+        memcpy(idx, tmp, (size_t)n * sizeof *idx);
+        memcpy(key, ktmp, (size_t)n * sizeof *key);
+    }
+    free(key);
+    free(ktmp);
 }
 
 int32_t sampler_sample(sampler *s, float *lg, const int32_t *hist, size_t nh) {
@@ -66,7 +90,7 @@ int32_t sampler_sample(sampler *s, float *lg, const int32_t *hist, size_t nh) {
     const sampler_params *p = &s->p;
     if (p->repetition_penalty != 1.0f && hist) {
         size_t from = p->repeat_last_n > 0 && nh > (size_t)p->repeat_last_n ? nh - (size_t)p->repeat_last_n : 0;
-        /* Each distinct id once: mark by flipping through a sign-safe pass over history. */
+        /* Each distinct id once (a quadratic scan over at most repeat_last_n ids). */
         for (size_t i = from; i < nh; i++) {
             int32_t t = hist[i];
             if (t < 0 || t >= V) continue;
@@ -81,38 +105,44 @@ int32_t sampler_sample(sampler *s, float *lg, const int32_t *hist, size_t nh) {
         for (int i = 1; i < V; i++) if (lg[i] > lg[best]) best = i;
         return best;
     }
-    /* Candidates sorted by logit (descending; ties by id for determinism). */
-    int n = V;
-    for (int i = 0; i < V; i++) s->idx[i] = i;
-    for (int i = 0; i < V; i++) lg[i] /= p->temperature;
-    if (p->top_k > 0 && p->top_k < V) {
-        /* partial selection: threshold = k-th largest via nth element on a copy */
-        cmp_base = lg;
-        qsort(s->idx, (size_t)V, sizeof *s->idx, cmp_desc);
+    /* Probabilities over the whole vocabulary (after temperature). */
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) { lg[i] /= p->temperature; if (lg[i] > mx) mx = lg[i]; }
+    double z = 0;
+    for (int i = 0; i < V; i++) { s->prob[i] = expf(lg[i] - mx); z += s->prob[i]; }
+    for (int i = 0; i < V; i++) s->prob[i] = (float)(s->prob[i] / z);
+    /* Candidates: with top-p, only tokens with p >= (1 - top_p) / V can be in the
+     * nucleus (the mass below that bound is under 1 - top_p), so only those are sorted. */
+    int n = 0;
+    float floor_p = p->top_p < 1.0f && p->top_k <= 0 ? (1.0f - p->top_p) / (float)V : 0.0f;
+    for (int i = 0; i < V; i++) if (s->prob[i] >= floor_p) s->idx[n++] = i;
+    if (n == 0) { n = 1; s->idx[0] = 0; for (int i = 1; i < V; i++) if (s->prob[i] > s->prob[s->idx[0]]) s->idx[0] = i; }
+    if (p->top_k > 0 || p->top_p < 1.0f) sort_desc(s->prob, s->idx, s->tmp, n);
+    /* Top-k renormalises over its k tokens before the nucleus cut (as HF does);
+     * without it the nucleus is cut on the full distribution's mass. */
+    double cs = 1.0;
+    if (p->top_k > 0 && p->top_k < n) {
         n = p->top_k;
-    } else {
-        cmp_base = lg;
-        qsort(s->idx, (size_t)V, sizeof *s->idx, cmp_desc);
+        cs = 0;
+        for (int i = 0; i < n; i++) cs += s->prob[s->idx[i]];
     }
-    float mx = lg[s->idx[0]];
-    double sum = 0;
-    for (int i = 0; i < n; i++) { s->prob[i] = expf(lg[s->idx[i]] - mx); sum += s->prob[i]; }
-    for (int i = 0; i < n; i++) s->prob[i] = (float)(s->prob[i] / sum);
     if (p->top_p < 1.0f) { /* smallest prefix whose mass reaches top_p (at least one) */
         double cum = 0;
         int keep = n;
-        for (int i = 0; i < n; i++) { cum += s->prob[i]; if (cum >= p->top_p) { keep = i + 1; break; } }
+        for (int i = 0; i < n; i++) { cum += s->prob[s->idx[i]] / cs; if (cum >= p->top_p) { keep = i + 1; break; } }
         n = keep;
     }
     if (p->min_p > 0.0f) { /* drop tokens below min_p x the top probability */
-        float thr = p->min_p * s->prob[0];
-        int keep = 1;
-        while (keep < n && s->prob[keep] >= thr) keep++;
-        n = keep;
+        float pm = 0;
+        for (int i = 0; i < n; i++) if (s->prob[s->idx[i]] > pm) pm = s->prob[s->idx[i]];
+        float thr = p->min_p * pm;
+        int m = 0;
+        for (int i = 0; i < n; i++) if (s->prob[s->idx[i]] >= thr) s->idx[m++] = s->idx[i];
+        n = m;
     }
-    sum = 0;
-    for (int i = 0; i < n; i++) sum += s->prob[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += s->prob[s->idx[i]];
     double r = (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0) * sum, cum = 0;
-    for (int i = 0; i < n; i++) { cum += s->prob[i]; if (r < cum) return s->idx[i]; }
+    for (int i = 0; i < n; i++) { cum += s->prob[s->idx[i]]; if (r < cum) return s->idx[i]; }
     return s->idx[n - 1];
 }
