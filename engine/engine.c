@@ -55,7 +55,9 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
     if (want_cuda || want_auto) {
 #ifdef SD_CUDA
         sd_err cerr = {0};
-        if (backend_cuda_new(e->m, &bp, &e->b, &cerr) == 0) {
+        if (want_auto && access("/dev/nvidiactl", F_OK) != 0) { /* spare the driver probe (seconds) */
+            snprintf(e->reason, sizeof e->reason, "CPU: no NVIDIA device (/dev/nvidiactl absent)");
+        } else if (backend_cuda_new(e->m, &bp, &e->b, &cerr) == 0) {
             snprintf(e->reason, sizeof e->reason, "CUDA device %d", p->device);
         } else if (want_cuda) {
             sd_seterr(err, cerr.code, "%s", cerr.msg);
