@@ -100,6 +100,45 @@ static PopplerDocument *open_memfd(const void *data, size_t len, const char *pas
     return doc;
 }
 
+/* poppler-glib's page text drops the space between words that sit apart on one
+ * line without a space glyph (table cells, tab stops): "1 10 MBPD" becomes
+ * "110MBPD". The text layout gives one rectangle per character; where two
+ * characters on one line are separated by a gap wider than a fifth of the line
+ * height, or sit on different lines and do not overlap horizontally either (so
+ * not rotated text, whose characters stack in one column), a space is put back. Returns a malloc'd copy (NULL when out of memory). */
+static char *add_gap_spaces(PopplerPage *pg, const char *t) {
+    PopplerRectangle *rects = NULL;
+    guint nr = 0;
+    size_t len = strlen(t), nchars = 0;
+    for (size_t i = 0; i < len; i++) nchars += ((unsigned char)t[i] & 0xC0) != 0x80;
+    if (!poppler_page_get_text_layout(pg, &rects, &nr) || nr != nchars) {
+        g_free(rects);
+        return strdup(t);
+    }
+    char *out = malloc(2 * len + 1);
+    if (!out) { g_free(rects); return NULL; }
+    size_t k = 0, ci = 0;
+    for (size_t i = 0; i < len; ci++) {
+        size_t l = 1;
+        while (i + l < len && ((unsigned char)t[i + l] & 0xC0) == 0x80) l++;
+        if (ci > 0 && i > 0) {
+            unsigned char prev = (unsigned char)t[i - 1], cur = (unsigned char)t[i];
+            const PopplerRectangle *a = &rects[ci - 1], *b = &rects[ci];
+            double ha = a->y2 - a->y1, hb = b->y2 - b->y1, h = ha > hb ? ha : hb;
+            int same_line = b->y1 < a->y2 && a->y1 < b->y2;
+            if (prev != ' ' && prev != '\n' && cur != ' ' && cur != '\n' && h > 0 &&
+                (same_line ? b->x1 - a->x2 > 0.2 * h : (b->x2 <= a->x1 || b->x1 >= a->x2)))
+                out[k++] = ' ';
+        }
+        memcpy(out + k, t + i, l);
+        k += l;
+        i += l;
+    }
+    out[k] = 0;
+    g_free(rects);
+    return out;
+}
+
 /* Extraction in this process. */
 static int extract_inproc(const void *data, size_t len, const char *password, pdf_result **out, sd_err *err) {
     PopplerDocument *doc = NULL;
@@ -159,7 +198,7 @@ static int extract_inproc(const void *data, size_t len, const char *password, pd
     for (int i = 0; i < n; i++) {
         PopplerPage *pg = poppler_document_get_page(doc, i);
         gchar *t = pg ? poppler_page_get_text(pg) : NULL;
-        r->text[i] = strdup(t ? t : "");
+        r->text[i] = t ? add_gap_spaces(pg, t) : strdup("");
         g_free(t);
         if (!r->text[i]) { if (pg) g_object_unref(pg); rc = SD_ENOMEM; goto oom; }
         r->text_len[i] = strlen(r->text[i]);
