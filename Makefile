@@ -5,6 +5,7 @@
 CC      ?= cc
 NVCC    ?= nvcc
 BUILD   ?= build
+PREFIX  ?= /usr/local
 WERROR  ?= -Werror
 OPT     ?= -O2
 CFLAGS  ?=
@@ -23,10 +24,16 @@ endif
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC) 2>/dev/null)))
 NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Xcompiler -fPIC,-Wall -Iengine
+# The CUDA backend is a plugin, $(BUILD)/libsmoldoc_cuda.so, that the engine
+# dlopens only when a device is present: linking cuBLAS into every binary costs
+# over a second at each process start. Executables export their symbols
+# (-rdynamic) for the plugin to use.
 ifeq ($(CUDA),1)
-CFLAGS  += -DSD_CUDA=1
+CFLAGS  += -DSD_CUDA=1 -DSD_CUDA_PLUGIN_INSTALLED='"$(PREFIX)/lib/smoldoc/libsmoldoc_cuda.so"'
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
-LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+CUDA_PLUGIN := $(BUILD)/libsmoldoc_cuda.so
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+LDLIBS  += -ldl -rdynamic
 endif
 
 ENGINE_SRC   := $(wildcard engine/*.c)
@@ -44,7 +51,7 @@ DAEMON  := $(if $(DAEMON_SRC),$(BUILD)/smoldocd)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all test bench asan fuzz fuzz-run check-gpu install clean deps demo
-all: $(TOOLS) $(CLIENTS) $(DAEMON) $(TESTS)
+all: $(TOOLS) $(CLIENTS) $(DAEMON) $(TESTS) $(CUDA_PLUGIN)
 
 # Objects are rebuilt when the flags change (e.g. CUDA=0 <-> CUDA=1 in one build dir).
 FLAGS_STAMP := $(BUILD)/.flags
@@ -58,9 +65,17 @@ $(BUILD)/engine/cuda/%.o: engine/cuda/%.cu $(wildcard engine/cuda/*.h engine/*.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(LIB): $(LIB_OBJ) $(CU_OBJ)
+$(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(CUDA_PLUGIN): $(CU_OBJ)
+	$(CC) -shared -o $@ $^ $(CUDA_LIBS)
+
+# test_cuda calls the plugin's test hooks directly.
+$(BUILD)/tests/test_cuda: tests/test_cuda.c tests/test.h $(LIB) $(CUDA_PLUGIN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(CUDA_PLUGIN) $(LDLIBS) -Wl,-rpath,$(abspath $(BUILD)) -o $@
 
 # smolrun's subcommands live in tools/smolrun/*.c (declared in tools/smolrun/cmds.h).
 SMOLRUN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/smolrun/*.c))
@@ -128,8 +143,8 @@ deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(TOOLS) $(CLIENTS) $(DAEMON) $(DESTDIR)$(PREFIX)/bin
+	$(if $(CUDA_PLUGIN),install -d $(DESTDIR)$(PREFIX)/lib/smoldoc && install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/smoldoc)
 
-PREFIX ?= /usr/local
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -8,6 +8,43 @@
 
 #include "kvcache.h"
 
+#ifdef SD_CUDA
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
+
+typedef int (*cuda_new_fn)(const model *, const backend_params *, backend **, sd_err *);
+
+/* The CUDA backend plugin: $SMOLDOC_CUDA_LIB, else libsmoldoc_cuda.so beside the
+ * executable or one folder up (tests), else the installed copy. The handle is
+ * kept for the life of the process. */
+static cuda_new_fn cuda_plugin(char *why, size_t wlen) {
+    static void *h;
+    const char *env = getenv("SMOLDOC_CUDA_LIB");
+    char exe[PATH_MAX], cand[4][PATH_MAX + 64];
+    int nc = 0;
+    if (env && *env) snprintf(cand[nc++], sizeof cand[0], "%s", env);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *d = dirname(exe);
+        snprintf(cand[nc++], sizeof cand[0], "%s/libsmoldoc_cuda.so", d);
+        snprintf(cand[nc++], sizeof cand[0], "%s/../libsmoldoc_cuda.so", d);
+    }
+    snprintf(cand[nc++], sizeof cand[0], "%s", SD_CUDA_PLUGIN_INSTALLED);
+    const char *last = "not found";
+    for (int i = 0; i < nc && !h; i++) {
+        if (access(cand[i], R_OK) != 0) continue;
+        h = dlopen(cand[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) last = dlerror();
+    }
+    if (!h) { snprintf(why, wlen, "CUDA plugin libsmoldoc_cuda.so: %.180s", last); return NULL; }
+    cuda_new_fn f = (cuda_new_fn)dlsym(h, "backend_cuda_new");
+    if (!f) snprintf(why, wlen, "CUDA plugin lacks backend_cuda_new");
+    return f;
+}
+#endif
+
 struct engine {
     engine_params p;
     model *m;
@@ -55,9 +92,13 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
     if (want_cuda || want_auto) {
 #ifdef SD_CUDA
         sd_err cerr = {0};
+        cuda_new_fn cnew = NULL;
         if (want_auto && access("/dev/nvidiactl", F_OK) != 0) { /* spare the driver probe (seconds) */
             snprintf(e->reason, sizeof e->reason, "CPU: no NVIDIA device (/dev/nvidiactl absent)");
-        } else if (backend_cuda_new(e->m, &bp, &e->b, &cerr) == 0) {
+        } else if ((cnew = cuda_plugin(cerr.msg, sizeof cerr.msg)) == NULL) {
+            if (want_cuda) { sd_seterr(err, SD_ENOTSUP, "engine: %s", cerr.msg); goto fail; }
+            snprintf(e->reason, sizeof e->reason, "CPU: %.200s", cerr.msg);
+        } else if (cnew(e->m, &bp, &e->b, &cerr) == 0) {
             snprintf(e->reason, sizeof e->reason, "CUDA device %d", p->device);
         } else if (want_cuda) {
             sd_seterr(err, cerr.code, "%s", cerr.msg);
