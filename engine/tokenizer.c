@@ -308,13 +308,18 @@ tokenizer *tokenizer_new(const char *path, sd_err *err) {
     json_error_t je;
 
     if (!path) { sd_seterr(err, SD_EINVAL, "tokenizer_new: NULL path"); return NULL; }
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        FILE *f = fopen(path, "rb");
-        if (!f) { sd_seterr(err, SD_ENOTFOUND, "tokenizer_new: cannot open %s", path); return NULL; }
-        fclose(f);
-        sd_seterr(err, SD_EFORMAT, "tokenizer_new: %s:%d: %s", path, je.line, je.text);
-        return NULL;
+    {
+        /* Whole-file read then json_loadb: json_load_file reads by getc, 2x slower. */
+        char *buf = NULL;
+        size_t blen = 0;
+        int frc = sd_read_file(path, (size_t)1 << 31, &buf, &blen, err);
+        if (frc) return NULL;
+        root = json_loadb(buf, blen, JSON_REJECT_DUPLICATES, &je);
+        free(buf);
+        if (!root) {
+            sd_seterr(err, SD_EFORMAT, "tokenizer_new: %s:%d: %s", path, je.line, je.text);
+            return NULL;
+        }
     }
     t = xcalloc(1, sizeof *t);
     init_byte_map(t);
