@@ -249,8 +249,11 @@ if check("daemon B starts", d2.start(), d2.tail()):
                 break
             if ev["event"] in ("result", "error"):
                 left[ev["id"]] = ev.get("code")
-        check("in-flight requests told shutting_down", left.get("q0") == "shutting_down"
-              and left.get("q1") == "shutting_down", left)
+        # q1 was queued: it must be told. q0 was running: it is told too, unless the
+        # random model happened to emit its stop token before SIGTERM (then q0 got its
+        # result earlier and is absent here).
+        check("in-flight requests told shutting_down", left.get("q1") == "shutting_down"
+              and left.get("q0") in ("shutting_down", None), left)
         s.close()
     finally:
         d2.stop()
