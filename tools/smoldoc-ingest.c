@@ -1,6 +1,6 @@
 /* smoldoc-ingest - ingests files into a smoldoc database without the daemon, and
  * checks a database; the crash-consistency test kills it mid-write.
- * Usage: smoldoc-ingest DB FILE... [--password P] [--copies N]
+ * Usage: smoldoc-ingest DB FILE... [--password P] [--copies N] [--salt S]
  *        smoldoc-ingest DB --check     (integrity_check and whole-document check) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +10,10 @@
 #include "store.h"
 
 static void usage(void) {
-    fprintf(stderr, "usage: smoldoc-ingest DB FILE... [--password P] [--copies N]\n"
+    fprintf(stderr, "usage: smoldoc-ingest DB FILE... [--password P] [--copies N] [--salt S]\n"
                     "       smoldoc-ingest DB --check\n"
-                    "  --copies N stores N copies of each file under distinct ids (for crash tests)\n");
+                    "  --copies N stores N copies of each file under distinct ids (for crash tests);\n"
+                    "  --salt S makes those ids differ from another run's\n");
 }
 
 /* Every document is whole: its page, section and text counts match its row. */
@@ -56,11 +57,12 @@ int main(int argc, char **argv) {
     if (argc < 3) { usage(); return 2; }
     const char *db = argv[1];
     ingest_params p = ingest_params_default();
-    long copies = 1;
+    long copies = 1, salt = 0;
     int check = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--password") && i + 1 < argc) p.password = argv[++i];
         else if (!strcmp(argv[i], "--copies") && i + 1 < argc) copies = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--salt") && i + 1 < argc) salt = atol(argv[++i]);
         else if (!strcmp(argv[i], "--check")) check = 1;
     }
     sd_err err = {0};
@@ -73,7 +75,10 @@ int main(int argc, char **argv) {
     }
     int status = 0;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--password") || !strcmp(argv[i], "--copies")) { i++; continue; }
+        if (!strcmp(argv[i], "--password") || !strcmp(argv[i], "--copies") || !strcmp(argv[i], "--salt")) {
+            i++;
+            continue;
+        }
         if (argv[i][0] == '-') continue;
         char *buf = NULL;
         size_t len = 0;
@@ -85,15 +90,18 @@ int main(int argc, char **argv) {
             status = 1;
             continue;
         }
+        printf("parsed %s\n", argv[i]);
+        fflush(stdout);
         for (long c = 0; c < copies; c++) {
             uint8_t sha[32];
-            if (copies == 1) {
+            if (copies == 1 && salt == 0) {
                 store_sha256(buf, len, sha, NULL);
             } else {
                 /* distinct ids for copies: hash of the bytes' hash and the copy number */
-                uint8_t h[40];
+                uint8_t h[48];
                 store_sha256(buf, len, h, NULL);
                 memcpy(h + 32, &c, sizeof c);
+                memcpy(h + 40, &salt, sizeof salt);
                 store_sha256(h, sizeof h, sha, NULL);
             }
             int64_t id = 0;
