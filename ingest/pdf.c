@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -395,6 +396,7 @@ int pdf_extract(const void *data, size_t len, const ingest_params *p, pdf_result
 
     int fds[2];
     if (pipe(fds) < 0) return sd_seterr(err, SD_EIO, "pdf_extract: pipe: %s", strerror(errno));
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
@@ -402,7 +404,13 @@ int pdf_extract(const void *data, size_t len, const ingest_params *p, pdf_result
         return sd_seterr(err, SD_EIO, "pdf_extract: fork: %s", strerror(errno));
     }
     if (pid == 0) {
-        close(fds[0]);
+        /* The child must not outlive the caller, nor keep its descriptors
+         * (e.g. a daemon's lock file or sockets) open after the caller dies. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(5);
+        if (dup2(fds[1], 3) < 0) _exit(5);
+        close_range(4, ~0U, 0);
+        fds[1] = 3;
         child_main(fds[1], data, len, p);
         _exit(4);
     }
