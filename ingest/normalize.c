@@ -108,6 +108,11 @@ int normalize_clean(const char *raw, size_t n, normalize_buf *out, ingest_qualit
             pending_space = 0;
         }
         line_start = 0;
+        if (cp == 0x37E) cp = ';'; /* GREEK QUESTION MARK: canonically a semicolon (NFC maps it) */
+        if (cp == ';') {
+            if (buf_put(out, ";", 1, at, 1)) return SD_ENOMEM;
+            continue;
+        }
         const char *lig = ligature(cp);
         if (lig) {
             q->ligatures++;

@@ -188,7 +188,7 @@ int segment_find(ingest_doc *d, sd_err *err) {
     const char *t = d->text;
     size_t n = d->text_len, pos = 0;
     char prev_last = '.'; /* last byte of the previous non-blank line; start counts as a break */
-    int prev_blank = 1, skip_next = 0;
+    int prev_blank = 1, skip_next = 0, prev_heading = 0;
     while (pos < n) {
         size_t e = pos;
         while (e < n && t[e] != '\n') e++;
@@ -201,9 +201,12 @@ int segment_find(ingest_doc *d, sd_err *err) {
         int level;
         char num[64];
         size_t toff;
-        int boundary = prev_blank || strchr(".:;!?)\"", prev_last) != NULL || markdown;
+        /* a heading starts after a blank line, a sentence end, or another heading */
+        int boundary = prev_blank || prev_heading || strchr(".:;!?)\"", prev_last) != NULL || markdown;
+        int is_heading = 0;
         if (skip_next) {
             skip_next = 0;
+            is_heading = 1;
         } else if (boundary && segment_match_line(t + pos, len, markdown, &level, num, sizeof num, &toff)) {
             const char *ts = t + pos + toff;
             size_t tl = len - toff;
@@ -241,9 +244,18 @@ int segment_find(ingest_doc *d, sd_err *err) {
                 return sd_seterr(err, SD_ENOMEM, "segment_find: out of memory");
             }
             d->n_sections++;
+            /* only a whole-line heading (no running text after it) opens the next line */
+            is_heading = len - toff <= 100 || skip_next;
         }
-        prev_last = t[e - 1];
-        prev_blank = 0;
+        /* a line holding only a short number (a footnote mark, a page number left in
+         * the body) neither ends nor continues a sentence: keep the state before it */
+        int bare_num = len <= 3;
+        for (size_t k = 0; k < len && bare_num; k++) bare_num = t[pos + k] >= '0' && t[pos + k] <= '9';
+        if (!bare_num || is_heading) {
+            prev_heading = is_heading;
+            prev_last = t[e - 1];
+            prev_blank = 0;
+        }
         pos = e + 1;
     }
     for (int i = 0; i < d->n_sections; i++) {
