@@ -21,7 +21,8 @@ typedef struct cpu_backend {
     float *x, *h, *q, *k, *v, *att, *g, *u; /* (max_batch, ...) */
     float *cosb, *sinb;                     /* (max_batch, head_dim / 2) */
     float *norms;       /* f32 norm weights: (n_layer, 2, hidden) then final (hidden) */
-    float *att_scratch; /* per thread: (group * head_dim + 2 * head_dim) */
+    float *att_scratch; /* per thread: att_stride floats (accumulators, tile scores) */
+    size_t att_stride;
     int n_threads;
     kern_compute mode;
 } cpu_backend;
@@ -50,34 +51,31 @@ static void rope_apply(float *v, int n_heads, int hd, const float *cs, const flo
     }
 }
 
-static inline float kv_get(const uint8_t *row, int i, sd_dtype dt) {
-    if (dt == SD_DT_F32) { float f; memcpy(&f, row + 4 * (size_t)i, 4); return f; }
-    uint16_t h; memcpy(&h, row + 2 * (size_t)i, 2);
-    return bf16_to_f32(h);
-}
-
 static void kv_put(uint8_t *row, const float *src, int n, sd_dtype dt) {
     if (dt == SD_DT_F32) { memcpy(row, src, (size_t)n * 4); return; }
     uint16_t *d = (uint16_t *)row;
     for (int i = 0; i < n; i++) d[i] = f32_to_bf16(src[i]);
 }
 
-/* Causal attention of the batch's queries over positions [0, pos0 + t] with an
- * online softmax (no score matrix: memory independent of context length).
- * The query heads of one KV head are processed together so K and V rows are
- * read once per group. */
+/* Causal attention of the batch's queries over positions [0, pos0 + t], tiled
+ * by ATT_TILE positions with an online softmax (flash-attention order: memory
+ * independent of the context length, one rescale per tile). The query heads of
+ * one KV head are processed together so each K and V row is read once. */
+#define ATT_TILE 64
+
 static void attention(cpu_backend *cb, int l, const backend_batch *bt) {
     const model_config *c = &cb->base.m->cfg;
     const int hd = c->head_dim, nh = c->n_head, nkv = c->n_kv_head, grp = nh / nkv;
     const size_t bs = (size_t)cb->base.p.kv_block_size, qd = (size_t)nh * hd;
     const sd_dtype dt = cb->base.p.kv_dtype;
+    const size_t es = dt == SD_DT_F32 ? 4 : 2, goff = (size_t)hd * es;
     const float scale = 1.0f / sqrtf((float)hd);
     const long n_items = (long)bt->n * nkv;
 #pragma omp parallel num_threads(cb->n_threads)
     {
-        float *acc = cb->att_scratch + (size_t)omp_get_thread_num() * ((size_t)grp * hd + 2 * (size_t)hd);
-        float *kf = acc + (size_t)grp * hd, *vf = kf + hd;
-        float mx[64], sum[64], sc[64];
+        float *acc = cb->att_scratch + (size_t)omp_get_thread_num() * cb->att_stride;
+        float *sc = acc + (size_t)grp * hd; /* (grp, ATT_TILE) */
+        float mx[64], sum[64];
 #pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < n_items; it++) {
             size_t t = (size_t)(it / nkv);
@@ -86,28 +84,29 @@ static void attention(cpu_backend *cb, int l, const backend_batch *bt) {
             const float *q = cb->q + t * qd + (size_t)g * grp * hd;
             for (int j = 0; j < grp; j++) { mx[j] = -INFINITY; sum[j] = 0; }
             memset(acc, 0, (size_t)grp * hd * sizeof(float));
-            for (size_t p = 0; p < p_end; p++) {
-                int b = bt->block_table[p / bs];
-                const uint8_t *kr = kv_row(cb, b, l, 0, p % bs) + (size_t)g * hd * (dt == SD_DT_F32 ? 4 : 2);
-                const uint8_t *vr = kv_row(cb, b, l, 1, p % bs) + (size_t)g * hd * (dt == SD_DT_F32 ? 4 : 2);
-                for (int i = 0; i < hd; i++) { kf[i] = kv_get(kr, i, dt); vf[i] = kv_get(vr, i, dt); }
-                for (int j = 0; j < grp; j++) {
-                    const float *qj = q + (size_t)j * hd;
-                    float s = 0;
-                    for (int i = 0; i < hd; i++) s += qj[i] * kf[i];
-                    sc[j] = s * scale;
+            for (size_t p0 = 0; p0 < p_end; p0 += ATT_TILE) {
+                int nb = (int)(p_end - p0 < ATT_TILE ? p_end - p0 : ATT_TILE);
+                for (int i = 0; i < nb; i++) {
+                    size_t p = p0 + (size_t)i;
+                    const uint8_t *kr = kv_row(cb, bt->block_table[p / bs], l, 0, p % bs) + (size_t)g * goff;
+                    for (int j = 0; j < grp; j++) sc[j * ATT_TILE + i] = kern_dot_kv(q + (size_t)j * hd, kr, dt, hd) * scale;
                 }
                 for (int j = 0; j < grp; j++) {
-                    float *a = acc + (size_t)j * hd;
-                    if (sc[j] > mx[j]) {
-                        float corr = expf(mx[j] - sc[j]);
+                    float *s = sc + j * ATT_TILE, bm = s[0];
+                    for (int i = 1; i < nb; i++) bm = s[i] > bm ? s[i] : bm;
+                    if (bm > mx[j]) {
+                        float corr = expf(mx[j] - bm); /* 0 on the first tile */
                         sum[j] *= corr;
+                        float *a = acc + (size_t)j * hd;
                         for (int i = 0; i < hd; i++) a[i] *= corr;
-                        mx[j] = sc[j];
+                        mx[j] = bm;
                     }
-                    float e = expf(sc[j] - mx[j]);
-                    sum[j] += e;
-                    for (int i = 0; i < hd; i++) a[i] += e * vf[i];
+                    for (int i = 0; i < nb; i++) { s[i] = expf(s[i] - mx[j]); sum[j] += s[i]; }
+                }
+                for (int i = 0; i < nb; i++) {
+                    size_t p = p0 + (size_t)i;
+                    const uint8_t *vr = kv_row(cb, bt->block_table[p / bs], l, 1, p % bs) + (size_t)g * goff;
+                    for (int j = 0; j < grp; j++) kern_axpy_kv(acc + (size_t)j * hd, sc[j * ATT_TILE + i], vr, dt, hd);
                 }
             }
             float *out = cb->att + t * qd + (size_t)g * grp * hd;
@@ -253,7 +252,8 @@ int backend_cpu_new(const model *m, const backend_params *p, backend **out, sd_e
     cb->mode = p->compute_bf16 ? KERN_COMPUTE_BF16 : KERN_COMPUTE_EXACT;
     size_t Hd = (size_t)c->hidden;
     cb->norms = alloc_f((size_t)c->n_layer * 2 + 1, Hd, &bad);
-    cb->att_scratch = alloc_f((size_t)cb->n_threads, (size_t)(c->n_head / c->n_kv_head + 2) * (size_t)c->head_dim, &bad);
+    cb->att_stride = (size_t)(c->n_head / c->n_kv_head) * ((size_t)c->head_dim + ATT_TILE);
+    cb->att_scratch = alloc_f((size_t)cb->n_threads, cb->att_stride, &bad);
     if (bad) {
         cpu_free(&cb->base);
         return sd_seterr(err, SD_ENOMEM, "backend_cpu: cannot allocate norm weights and attention scratch");
