@@ -48,7 +48,7 @@ check_file() {
         3) bad "$mode $rel: password refused (${pw:-none given})";;
         *) bad "$mode $rel: exit $rc (crash, hang or checker error)"; tail -5 "$T/err.txt";;
     esac
-    if [ -n "$pw" ] && [ "$mode" = plain ]; then # no password and a wrong one: SD_EPASSWORD, exit 3
+    if [ -n "$pw" ] && { [ "$mode" = plain ] || [ "$mode" = valgrind ]; }; then # no password and a wrong one: SD_EPASSWORD, exit 3
         "$@" "$f" --json >/dev/null 2>"$T/e2"; local r1=$?
         "$@" "$f" --json --password "not-$pw" >/dev/null 2>"$T/e3"; local r2=$?
         if [ $r1 -eq 3 ] && grep -q 'password is needed' "$T/e2" && [ $r2 -eq 3 ] && grep -q 'wrong password' "$T/e3"; then ok

@@ -14,8 +14,12 @@
 #include "test.h"
 
 static const char *corpus(void) {
+    static char buf[512];
     const char *c = getenv("SMOLDOC_CORPUS");
-    if (c) return c;
+    if (c) {
+        snprintf(buf, sizeof buf, "%s/MANIFEST.tsv", c);
+        return access(buf, R_OK) == 0 ? c : NULL;
+    }
     if (access("../shared/corpus/MANIFEST.tsv", R_OK) == 0) return "../shared/corpus";
     if (access("/work/shared/corpus/MANIFEST.tsv", R_OK) == 0) return "/work/shared/corpus";
     return NULL;
@@ -364,8 +368,10 @@ static void test_corpus(void) {
     p.max_mem_mb = 8;
     int rc = ingest_file(cpath("reports/tracemonkey.pdf"), &p, &d, &err);
 #if defined(__SANITIZE_ADDRESS__)
-    CHECK(rc == 0 || rc < 0);
+    CHECK(rc == 0 || rc < 0); /* no address-space limit under ASan */
 #else
+    if (getenv("SMOLDOC_UNDER_VALGRIND")) CHECK(rc == 0 || rc < 0); /* no limit under valgrind either */
+    else
     CHECK_MSG(rc == SD_ERANGE || rc == SD_EFORMAT || rc == SD_ENOMEM, "rc %d %s", rc, err.msg);
 #endif
     ingest_doc_free(d);
