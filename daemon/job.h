@@ -56,6 +56,15 @@ typedef struct job {
     int max_tokens;          /* resolved default */
     int summary_window;      /* tokens */
     bool verify_prompts;
+    int64_t *sec_start;      /* (n_sec) byte offsets where the document's sections start, ascending */
+    int n_sec;
+    double *score;           /* (n_score, n_pages) full-text relevance of each page for the question
+                              * (ask: 1 row) or each category (extract: one row per category); NULL = none */
+    int n_score;
+    json_t *map_cache;       /* summarize: map results stored earlier, [{start, end, tokens, text}] (owned) */
+
+    /* summarize: map results computed by this job, same form, for the loop to store (owned) */
+    json_t *map_new;
 
     /* output (worker fills; loop sends and stores) */
     int rc;                  /* 0 or SD_E* */

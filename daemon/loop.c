@@ -1,6 +1,7 @@
 /* loop.c - the event loop thread (see loop.h). */
 #include "loop.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +19,9 @@
 #include "log.h"
 #include "protocol.h"
 #include "protocol_client.h"
+#include "cuad.h"
 #include "store.h"
+#include "tasks.h"
 #include "worker.h"
 
 #define MAX_SOCKS 2
@@ -49,6 +52,8 @@ typedef struct loop {
     double t_shutdown;
     protocol_limits lim;
     uint64_t n_requests, n_rejected, n_busy;
+    int max_ctx;             /* the engine's context (from its ready message) */
+    char model_key[17];      /* short hash of the model folder: keys stored map results */
 } loop;
 
 /* ---- queues ---- */
@@ -75,6 +80,10 @@ static void job_free(job *j) {
     free(j->doc_name);
     free(j->text);
     free(j->page_start);
+    free(j->sec_start);
+    free(j->score);
+    json_decref(j->map_cache);
+    json_decref(j->map_new);
     json_decref(j->result);
     free(j);
 }
@@ -189,7 +198,22 @@ static void op_get(loop *L, job *j) {
     if (j->req->sections) {
         store_section *sec = NULL;
         int ns = 0;
-        if (store_get_sections(L->st, id, &sec, &ns, &err) == 0) {
+        char *text = NULL;
+        size_t tlen = 0;
+        if (store_get_sections(L->st, id, &sec, &ns, &err) == 0 &&
+            store_get_text(L->st, id, &text, &tlen, NULL, NULL, &err) == 0) {
+            /* the store keeps byte spans; the protocol speaks code points */
+            size_t *off = xmalloc(((size_t)ns * 2 + 1) * sizeof *off);
+            for (int i = 0; i < ns; i++) {
+                off[2 * i] = (size_t)sec[i].start;
+                off[2 * i + 1] = (size_t)sec[i].end;
+            }
+            tasks_char_offsets(text, tlen, off, (size_t)ns * 2);
+            for (int i = 0; i < ns; i++) {
+                sec[i].start = (int64_t)off[2 * i];
+                sec[i].end = (int64_t)off[2 * i + 1];
+            }
+            free(off);
             json_t *a = json_array();
             for (int i = 0; i < ns; i++)
                 json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I}", "number",
@@ -198,8 +222,9 @@ static void op_get(loop *L, job *j) {
                                                    sec[i].page_start, "start", (json_int_t)sec[i].start, "end",
                                                    (json_int_t)sec[i].end));
             json_object_set_new(r, "sections", a);
-            store_sections_free(sec, ns);
         }
+        store_sections_free(sec, ns);
+        free(text);
     }
     if (j->req->pages) {
         store_page *pg = NULL;
@@ -333,7 +358,10 @@ static void op_ingest(loop *L, job *j, zmq_msg_t *file) {
             if (store_get_document(L->st, id, &info, &err) == 0) {
                 json_t *res = doc_obj(&info);
                 json_object_set_new(res, "duplicate", json_true());
-                json_object_set_new(res, "chars", json_integer(info.text_bytes));
+                json_t *q = info.quality_json ? json_loads(info.quality_json, 0, NULL) : NULL;
+                json_t *qc = json_object_get(q, "chars");
+                json_object_set_new(res, "chars", qc ? json_incref(qc) : json_integer(info.text_bytes));
+                json_decref(q);
                 send_job(L, j, protocol_event_result(r->id, res));
                 json_decref(res);
                 store_doc_info_clear(&info);
@@ -344,6 +372,194 @@ static void op_ingest(loop *L, job *j, zmq_msg_t *file) {
     }
     j->ingest_timeout_s = L->s->ingest_timeout_s;
     enqueue(L, &L->ingest_q, L->ingest_run != NULL, j);
+}
+
+/* ---- what the engine needs besides the text: sections, relevance, stored map results ---- */
+
+/* Words of a query worth searching: lower-case ASCII letters and digits (bytes
+ * over 0x7F kept), at least 3 long, not a stop word, each once. */
+#define QW_MAX 12
+#define QW_LEN 48
+static int query_words(const char *q, char (*out)[QW_LEN], int max) {
+    static const char *const stop[] = {
+        "the", "and", "for", "are", "was", "were", "this", "that", "with", "from", "which", "what", "when",
+        "where", "who", "whom", "how", "does", "did", "has", "have", "had", "any", "all", "not", "but", "its",
+        "his", "her", "their", "they", "them", "such", "shall", "will", "may", "can", "into", "upon", "than",
+        "then", "there", "these", "those", "other", "about", "under", "each", "between", "also", "should",
+        "would", "could", "must", "document", "clause", "whether", "being", "been", "one", "our", "you", "your"};
+    int n = 0;
+    for (const char *p = q; *p && n < max;) {
+        while (*p && (unsigned char)*p < 0x80 && !isalnum((unsigned char)*p)) p++;
+        char w[QW_LEN];
+        size_t k = 0;
+        while (*p && ((unsigned char)*p >= 0x80 || isalnum((unsigned char)*p))) {
+            if (k + 1 < sizeof w) w[k++] = (char)tolower((unsigned char)*p);
+            p++;
+        }
+        w[k] = 0;
+        if (k < 3) continue;
+        bool skip = false;
+        for (size_t i = 0; i < sizeof stop / sizeof stop[0] && !skip; i++) skip = !strcmp(w, stop[i]);
+        for (int i = 0; i < n && !skip; i++) skip = !strcmp(out[i], w);
+        if (!skip) memcpy(out[n++], w, k + 1);
+    }
+    return n;
+}
+
+/* Page relevance of one word in a document: each full-text hit adds its bm25
+ * weight (a section title hit twice) to its page. A malloc'd (n_pages) array,
+ * memoised in *memo for the request. */
+typedef struct word_memo { char word[QW_LEN]; double *score; } word_memo;
+static const double *word_scores(loop *L, int64_t doc, int n_pages, const char *word, word_memo **memo,
+                                 size_t *n_memo) {
+    for (size_t i = 0; i < *n_memo; i++)
+        if (!strcmp((*memo)[i].word, word)) return (*memo)[i].score;
+    double *sc = xcalloc((size_t)n_pages, sizeof *sc);
+    store_hit *h = NULL;
+    int nh = 0;
+    sd_err err = {0};
+    if (store_search(L->st, word, doc, 4 * n_pages + 64, &h, &nh, &err) == 0) {
+        for (int k = 0; k < nh; k++) {
+            if (h[k].page < 1 || h[k].page > n_pages) continue;
+            double v = h[k].rank < 0 ? -h[k].rank : 0.01;
+            sc[h[k].page - 1] += h[k].section_id ? 2 * v : v;
+        }
+    }
+    store_hits_free(h, nh);
+    *memo = xrealloc(*memo, (*n_memo + 1) * sizeof **memo);
+    size_t wl = strnlen(word, QW_LEN - 1);
+    memcpy((*memo)[*n_memo].word, word, wl);
+    (*memo)[*n_memo].word[wl] = 0;
+    (*memo)[(*n_memo)++].score = sc;
+    return sc;
+}
+
+/* Relevance rows for the engine when the document may not fit the context:
+ * ask, one row for the question; extract, one per category (name and
+ * description). Pages with no hits score 0; the engine then reads the first
+ * window. */
+static void load_scores(loop *L, job *j) {
+    const protocol_request *r = j->req;
+    if (j->n_pages <= 0 || (L->max_ctx > 0 && j->text_len <= (size_t)L->max_ctx / 2)) return;
+    size_t rows = r->op == PROTOCOL_OP_ASK ? 1 : r->n_categories ? r->n_categories : CUAD_N_CATEGORIES;
+    j->score = xcalloc(rows * (size_t)j->n_pages, sizeof *j->score);
+    j->n_score = (int)rows;
+    word_memo *memo = NULL;
+    size_t n_memo = 0;
+    for (size_t i = 0; i < rows; i++) {
+        char q[2048];
+        if (r->op == PROTOCOL_OP_ASK) {
+            snprintf(q, sizeof q, "%s", r->question ? r->question : "");
+        } else if (r->n_categories) {
+            const char *desc = r->categories[i].description;
+            const cuad_category *c = cuad_find(r->categories[i].name);
+            if ((!desc || !*desc) && c) desc = c->description;
+            snprintf(q, sizeof q, "%s %s", r->categories[i].name, desc ? desc : "");
+        } else {
+            snprintf(q, sizeof q, "%s %s", cuad_categories()[i].name, cuad_categories()[i].description);
+        }
+        char words[QW_MAX][QW_LEN];
+        int nw = query_words(q, words, QW_MAX);
+        double *row = j->score + i * (size_t)j->n_pages;
+        for (int k = 0; k < nw; k++) {
+            const double *ws = word_scores(L, j->doc_id, j->n_pages, words[k], &memo, &n_memo);
+            for (int p = 0; p < j->n_pages; p++) row[p] += ws[p];
+        }
+    }
+    for (size_t i = 0; i < n_memo; i++) free(memo[i].score);
+    free(memo);
+}
+
+/* Section starts (bytes, ascending) for window alignment. */
+static void load_sections(loop *L, job *j) {
+    store_section *sec = NULL;
+    int ns = 0;
+    sd_err err = {0};
+    if (store_get_sections(L->st, j->doc_id, &sec, &ns, &err) || ns <= 0) { store_sections_free(sec, ns); return; }
+    j->sec_start = xmalloc((size_t)ns * sizeof *j->sec_start);
+    for (int i = 0; i < ns; i++) j->sec_start[i] = sec[i].start;
+    j->n_sec = ns;
+    store_sections_free(sec, ns);
+    for (int i = 1; i < ns; i++) /* in document order already; keep it sorted regardless */
+        for (int k = i; k > 0 && j->sec_start[k - 1] > j->sec_start[k]; k--) {
+            int64_t t = j->sec_start[k];
+            j->sec_start[k] = j->sec_start[k - 1];
+            j->sec_start[k - 1] = t;
+        }
+}
+
+/* Stored map results of summarize are found through a cache entry
+ * "map/DOC/THINK/MODEL" (tier "result") whose path names the results row
+ * ("result:ID") holding {"parts": [{start, end, tokens, think, text}]}; the
+ * entry goes with the document when it is deleted. */
+static void map_fingerprint(const loop *L, int64_t doc, bool think, char *fp, size_t n) {
+    snprintf(fp, n, "map/%lld/%d/%s", (long long)doc, think ? 1 : 0, L->model_key);
+}
+
+static json_t *map_cache_load(loop *L, int64_t doc, bool think) {
+    char fp[129];
+    map_fingerprint(L, doc, think, fp, sizeof fp);
+    store_cache_entry ce = {0};
+    sd_err err = {0};
+    long long rid = 0;
+    if (store_get_cache_entry(L->st, fp, &ce, &err) || sscanf(ce.path, "result:%lld", &rid) != 1) return NULL;
+    store_result r = {0};
+    if (store_get_result(L->st, rid, &r, &err)) return NULL;
+    json_t *o = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
+    store_result_clear(&r);
+    json_t *parts = json_object_get(o, "parts");
+    if (json_is_array(parts)) json_incref(parts);
+    else parts = NULL;
+    json_decref(o);
+    return parts;
+}
+
+static bool same_part(json_t *a, json_t *b) {
+    static const char *const k[] = {"start", "end", "tokens"};
+    for (int i = 0; i < 3; i++)
+        if (json_integer_value(json_object_get(a, k[i])) != json_integer_value(json_object_get(b, k[i]))) return false;
+    return true;
+}
+
+/* Stores the map results a summarize computed (also when it failed later),
+ * merged with those stored before. */
+static void map_cache_save(loop *L, job *j) {
+    if (!j->map_new || !json_array_size(j->map_new)) return;
+    json_t *all = json_array();
+    size_t i, k;
+    json_t *p, *q;
+    json_array_foreach(j->map_cache, i, p) {
+        bool replaced = false;
+        json_array_foreach(j->map_new, k, q) replaced |= same_part(p, q);
+        if (!replaced) json_array_append(all, p);
+    }
+    json_array_foreach(j->map_new, k, q) json_array_append(all, q);
+    size_t n = json_array_size(all);
+    json_t *res = json_pack("{s:o}", "parts", all);
+    char *rj = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    char fp[129], params[256];
+    map_fingerprint(L, j->doc_id, j->req->opt.think, fp, sizeof fp);
+    snprintf(params, sizeof params, "{\"fingerprint\":\"%s\"}", fp);
+    sd_err err = {0};
+    int64_t rid = 0;
+    int rc = rj ? store_put_result(L->st, "summarize_map", j->doc_id, params, rj, "{}", 0, &rid, &err) : SD_ENOMEM;
+    if (!rc) {
+        store_cache_entry ce = {0};
+        snprintf(ce.fingerprint, sizeof ce.fingerprint, "%s", fp);
+        ce.doc_id = j->doc_id;
+        snprintf(ce.tier, sizeof ce.tier, "result");
+        snprintf(ce.path, sizeof ce.path, "result:%lld", (long long)rid);
+        ce.bytes = (int64_t)strlen(rj);
+        ce.n_tokens = (int64_t)n;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ce.last_used = (double)ts.tv_sec;
+        rc = store_put_cache_entry(L->st, &ce, &err);
+    }
+    if (rc) LOG(LOG_WARN, "could not store the map results of %s: %s", j->req->id, err.msg);
+    else LOG(LOG_DEBUG, "stored %zu map results of doc %lld", n, (long long)j->doc_id);
+    free(rj);
 }
 
 static void op_engine(loop *L, job *j) {
@@ -363,6 +579,9 @@ static void op_engine(loop *L, job *j) {
     j->doc_name = xstrdup(info.name ? info.name : "");
     j->created_at = info.created_at;
     store_doc_info_clear(&info);
+    load_sections(L, j);
+    if (j->req->op == PROTOCOL_OP_SUMMARIZE) j->map_cache = map_cache_load(L, id, j->req->opt.think);
+    else load_scores(L, j);
     const protocol_options *o = &j->req->opt;
     int def = j->req->op == PROTOCOL_OP_ASK ? (int)L->s->ask_max_tokens
             : j->req->op == PROTOCOL_OP_SUMMARIZE ? (int)L->s->summarize_max_tokens : (int)L->s->extract_max_tokens;
@@ -478,6 +697,7 @@ static void ingest_done(loop *L, job *j) {
 }
 
 static void engine_done(loop *L, job *j) {
+    map_cache_save(L, j);
     if (j->rc) {
         LOG(LOG_INFO, "%s %s ended: %s (%s)", protocol_op_name(j->req->op), j->req->id,
             protocol_code_name(j->code), j->msg);
@@ -744,6 +964,15 @@ int loop_run(const settings *s, int sigfd, sd_err *err) {
     if (wait_ready(L, L->ingest_sock, false, 30, err)) goto out;
     if (wait_ready(L, L->engine_sock, true, 3600, err)) goto out;
     LOG(LOG_INFO, "engine ready: %s", L->engine_info);
+    {
+        json_t *ei = json_loads(L->engine_info, 0, NULL);
+        L->max_ctx = (int)json_integer_value(json_object_get(ei, "max_ctx"));
+        json_decref(ei);
+        uint8_t h[32];
+        char hex[65] = "0000000000000000";
+        store_sha256(s->model, strlen(s->model), h, hex);
+        snprintf(L->model_key, sizeof L->model_key, "%.16s", hex);
+    }
     if (bind_all(L, err)) goto out;
     LOG(LOG_INFO, "smoldocd ready (pid %d, data %s)", (int)getpid(), s->data);
     status = 0;

@@ -413,6 +413,45 @@ char *tasks_answer_quote(const char *answer) {
     return r;
 }
 
+size_t tasks_char_offset(const char *text, size_t len, size_t off) {
+    size_t c = 0;
+    if (off > len) off = len;
+    for (size_t i = 0; i < off; i++) c += ((unsigned char)text[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts a copy of the offsets, counts code points in one pass up to each, and
+ * maps every offset back through a binary search in the sorted copy. */
+void tasks_char_offsets(const char *text, size_t len, size_t *offs, size_t n) {
+    if (!n) return;
+    size_t *sorted = xmalloc(n * sizeof *sorted);
+    memcpy(sorted, offs, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_size);
+    size_t *chars = xmalloc(n * sizeof *chars);
+    size_t pos = 0, c = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t target = sorted[k] < len ? sorted[k] : len;
+        for (; pos < target; pos++) c += ((unsigned char)text[pos] & 0xC0) != 0x80;
+        chars[k] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t lo = 0, hi = n; /* first sorted[k] >= offs[i]: it equals offs[i] */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (sorted[mid] < offs[i]) lo = mid + 1;
+            else hi = mid;
+        }
+        offs[i] = chars[lo];
+    }
+    free(sorted);
+    free(chars);
+}
+
 int tasks_page_of(const tasks_doc *doc, size_t off) {
     int p = 0;
     for (int i = 0; i < doc->n_pages; i++)

@@ -90,6 +90,15 @@ char *tasks_answer_quote(const char *answer);
  * *page its 1-based page; else 0. */
 int tasks_locate(const tasks_doc *doc, const char *quote, size_t *start, size_t *end, int *page);
 
+/* Character offsets: the number of Unicode code points in text[0, off) (UTF-8
+ * lead and ASCII bytes counted, continuation bytes not). off is clamped to len.
+ * The protocol reports offsets this way; the store keeps bytes. */
+size_t tasks_char_offset(const char *text, size_t len, size_t off);
+
+/* The same for n byte offsets at once, converted in place, in one pass over
+ * text (offs in any order). */
+void tasks_char_offsets(const char *text, size_t len, size_t *offs, size_t n);
+
 /* 1-based page of byte offset off (0 if there are no pages). */
 int tasks_page_of(const tasks_doc *doc, size_t off);
 
