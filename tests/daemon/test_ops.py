@@ -2,8 +2,12 @@
 """test_ops.py - every op of smoldocd through the Python client and the C
 client, on a tiny random-weight model: ingest (bytes, duplicate, PDF, path
 forbidden), list, get, ask (twice: the second must not prefill the document),
-summarize (one pass, and map/reduce with a small context), extract (custom and
-CUAD categories), status, cancel of an unknown id, delete; results stored with
+summarize (one pass, and map/reduce with a small context: section-aligned
+windows, map results stored and reused by a second summarize), ask and extract
+on a document longer than the context (the most relevant window, its prefix
+cached), character (code point) offsets on a non-ASCII document, extract
+(custom and CUAD categories), status (current while a job runs), cancel of an
+unknown id, delete; results stored with
 timings; prompt prefix/suffix tokenization checked on every prompt
 (--verify-prompts); the data-dir lock; SIGHUP log reopen; SIGTERM exits 0."""
 import glob
@@ -17,6 +21,25 @@ import time
 from harness import (CORPUS, SMOLDOC, SMOLDOCD, Daemon, check, done, make_model, need_build, text_doc,
                      tmpdir)
 import smoldoc_client
+import zmq
+
+
+def sectioned_doc(pages=6, per_page=3, lines=3):
+    """Pages of short numbered sections with all-caps headings, in German
+    with Spanish and typographic characters: code points differ from bytes."""
+    out = []
+    n = 0
+    for p in range(1, pages + 1):
+        body = []
+        for _ in range(per_page):
+            n += 1
+            body += ["%d. CLÁUSULA ÜBER DIE LIEFERUNG %d" % (n, n), ""]
+            for i in range(lines):
+                body.append("Der Lieferant liefert Posten %d–%d gemäß „Anlage %d“ an den Käufer in Köln, Ü%d_%d."
+                            % (n, i, p, n, i))
+            body.append("")
+        out.append("\n".join(body) + "\n")
+    return "\f".join(out).encode()
 
 need_build()
 tmp = tmpdir()
@@ -206,11 +229,64 @@ if check("small-context daemon starts", d2.start(), d2.tail()):
             check("map/reduce summary", sm.get("mode") == "map_reduce" and sm.get("windows", 0) >= 2, sm)
             check("map/reduce prefilled every window", sm["timings"]["prefill_tokens"] > 1024, sm["timings"])
             check("map and reduce progress", "map" in stages and "reduce" in stages, stages)
-            try:
-                c.ask(doc, "too long?", max_tokens=4)
-                check("ask over the context", False)
-            except smoldoc_client.SmoldocError as e:
-                check("ask over the context -> too_large", e.code == "too_large", e)
+            # ask and extract over a document longer than the context: the
+            # window most relevant to the question (FTS) is read, its prefix cached
+            a1 = c.ask(doc, "What about term5 obligations?", max_tokens=4)
+            w1 = a1.get("window", {})
+            check("long ask answers from a window", w1.get("of", 0) >= 2 and w1["pages"][0] <= 5 <= w1["pages"][1]
+                  and a1["timings"]["prefix_reused"] is False and a1["timings"]["prefix_tokens"] < 1024, a1)
+            check("long ask cites pages as a list", isinstance(a1.get("pages"), list), a1)
+            a2 = c.ask(doc, "And term5 again?", max_tokens=4)
+            check("same window: prefix reused", a2.get("window", {}).get("index") == w1.get("index")
+                  and a2["timings"]["prefix_reused"] is True and a2["timings"]["prefill_tokens"] < 80, a2)
+            a3 = c.ask(doc, "What about term2 items?", max_tokens=4)
+            w3 = a3.get("window", {})
+            check("another question, another window", w3.get("pages", [9, 0])[0] <= 2 <= w3.get("pages", [0, 0])[1], a3)
+            a4 = c.ask(doc, "zzz qqq", max_tokens=4)
+            check("no match: the first window", a4.get("window", {}).get("index") == 0, a4.get("window"))
+            ex = c.extract(doc, categories=[{"name": "Lot", "description": "term6 lots"}, "Governing Law",
+                                            {"name": "Invoice", "description": "term3 invoice"}], max_tokens=4)
+            wins = ex.get("windows", [])
+            cl = ex.get("clauses", [])
+            pages_of = [wins[x["window"]]["pages"] if "window" in x and x["window"] < len(wins) else None for x in cl]
+            check("long extract picks each category's window", len(cl) == 3 and len(wins) >= 2
+                  and [x["category"] for x in cl] == ["Lot", "Governing Law", "Invoice"]
+                  and pages_of[0][0] <= 6 <= pages_of[0][1] and pages_of[2][0] <= 3 <= pages_of[2][1], (cl, wins))
+
+            # summarize again: every window's map result comes from the store
+            sm2 = c.summarize(doc, max_tokens=6)
+            check("second summary reuses the stored map results", sm2.get("map_cached") == sm["windows"]
+                  and sm2.get("windows") == sm["windows"] and all(w["cached"] for w in sm2.get("window_spans", []))
+                  and sm2["timings"]["prefill_tokens"] < sm["timings"]["prefill_tokens"] / 4, (sm["timings"], sm2))
+            db = sqlite3.connect(os.path.join(d2.data, "smoldoc.db"))
+            n_map = db.execute("SELECT count(*) FROM cache_entries WHERE fingerprint LIKE 'map/%' AND tier = 'result'"
+                               ).fetchone()[0]
+            db.close()
+            check("map results indexed in the store", n_map == 1, n_map)
+
+            # sections, non-ASCII text: windows start at section starts; get and
+            # window offsets are character (code point) offsets
+            sdoc = c.ingest(data=sectioned_doc(), name="lieferung.txt")["doc"]
+            g = c.get(sdoc, pages=True)
+            body = "\n\n".join(g["page_text"])
+            secs = g.get("sections", [])
+            check("non-ASCII sections found", len(secs) >= 8, secs)
+            check("section offsets are code points", secs and all(
+                body[x["start"]:x["end"]].split("\n", 1)[0].startswith(x["number"])
+                and body[x["start"]:x["end"]].split("\n", 1)[0].endswith(x["title"])
+                and "Köln" in body[x["start"]:x["end"]] for x in secs),
+                [(x["title"], body[x["start"]:x["start"] + 40]) for x in secs[:3]])
+            check("byte offsets would differ", len(body.encode()) > len(body) + 100)
+            ss = c.summarize(sdoc, max_tokens=4)
+            starts = {x["start"] for x in secs} | {0}
+            spans = ss.get("window_spans", [])
+            # a window starts at a section, or at a paragraph or line break inside a
+            # section bigger than a window (here those that run over a page break)
+            aligned = sum(w["start"] in starts for w in spans)
+            check("summary windows are section-aligned", len(spans) >= 3 and aligned >= len(spans) / 2
+                  and all(w["start"] in starts or body[w["start"] - 1] in "\n " for w in spans)
+                  and all(spans[i]["end"] == spans[i + 1]["start"] for i in range(len(spans) - 1))
+                  and spans[-1]["end"] == len(body), (spans, sorted(starts), len(body)))
             pc = c.status().get("prompt_checks", {})
             check("map/reduce prompts checked", pc.get("ok", 0) >= 3 and pc.get("failed") == 0, pc)
     finally:
