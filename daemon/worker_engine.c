@@ -64,7 +64,8 @@ typedef struct ew {
 
 static void send_status(ew *w);
 
-/* Publishes the state for status at most every 100 ms (always when force). */
+/* Publishes the state for status at most every 100 ms, and at once when
+ * force (a new job, a new stage). */
 static void publish(ew *w, bool force) {
     double now = sd_now();
     if (!force && now - w->t_pub < 0.1) return;
@@ -108,10 +109,13 @@ static int on_progress(void *ud, size_t done, size_t total) {
     prog *p = ud;
     (void)total;
     if (p->stage) send_ev(p->w, p->j, protocol_event_progress(p->j->req->id, p->stage, p->base + done, p->total));
-    p->w->stage = "prefill";
-    p->w->prog_done = p->base + done;
-    p->w->prog_total = p->total;
-    publish(p->w, false);
+    if (p->stage) { /* a document prefix (suffixes and decode steps pass no stage) */
+        bool changed = !p->w->stage || strcmp(p->w->stage, p->stage);
+        p->w->stage = p->stage;
+        p->w->prog_done = p->base + done;
+        p->w->prog_total = p->total;
+        publish(p->w, changed);
+    }
     return stop_reason(p->j) != JOB_RUN;
 }
 
@@ -251,9 +255,10 @@ static int generate(ew *w, job *j, const tasks_doc *doc, size_t span_start, size
             if (m && stream) { buf[m] = 0; send_ev(w, j, protocol_event_token(j->req->id, buf)); }
         }
         if (step + 1 == max_tokens) break;
+        bool changed = !w->stage || strcmp(w->stage, "decode");
         w->stage = "decode";
         w->decoded++;
-        publish(w, false);
+        publish(w, changed);
         rc = forward(w, j, seq, &t, 1, w->logits, NULL, keep, err);
         if (rc) { if (stop_reason(j)) rc = fail_stop(j, err); break; }
     }

@@ -186,6 +186,42 @@ try:
         check("prompt checks ran, none failed", pc.get("ok", 0) >= 50 and pc.get("failed") == 0, pc)
         check("status cache entries", len(st.get("cache", {}).get("entries", [])) >= 2, st.get("cache"))
 
+        # status while a job runs: the engine publishes its current state
+        zs = zmq.Context.instance().socket(zmq.DEALER)
+        zs.setsockopt(zmq.LINGER, 0)
+        zs.connect(d.endpoint)
+        zs.send(json.dumps({"v": 1, "id": "long-st", "op": "ask", "doc": doc, "question": "go on",
+                            "max_tokens": 20000, "temperature": 1.0}).encode())
+        ntok = 0
+        while ntok < 3 and zs.poll(30000):
+            ev = json.loads(zs.recv())
+            ntok += ev.get("event") == "token"
+            if ev.get("event") in ("result", "error"):
+                break
+        s1 = c.status()
+        time.sleep(0.4)
+        s2 = c.status()
+        zs.send(json.dumps({"v": 1, "id": "cancel-st", "op": "cancel", "target": "long-st"}).encode())
+        final = None
+        while zs.poll(30000):
+            ev = json.loads(zs.recv())
+            if ev.get("id") == "long-st" and ev.get("event") in ("result", "error"):
+                final = ev
+                break
+        zs.close()
+        r1, r2 = s1.get("running") or {}, s2.get("running") or {}
+        check("status shows the running job", r1.get("id") == "long-st" and r1.get("op") == "ask"
+              and r1.get("doc") == int(doc) and r1.get("stage") == "decode" and r1.get("decode_tokens", 0) >= 1, s1)
+        check("status is current", r2.get("id") == "long-st" and r2.get("decode_tokens", 0) > r1.get("decode_tokens", 0)
+              and s2.get("engine_state_at", 0) > s1.get("engine_state_at", 0), (r1, r2))
+        check("status KV blocks in use", s1.get("kv", {}).get("used_blocks", 0) >= 1, s1.get("kv"))
+        ents = s1.get("cache", {}).get("entries", [])
+        check("status prefix entries with bytes and last use", ents and all(
+            e["bytes"] > 0 and e["last_used"] > 1e9 and e["idle_s"] >= 0 for e in ents), ents)
+        check("long job canceled", final is not None and final.get("code") == "canceled", final)
+        time.sleep(0.2)
+        check("status idle again", c.status().get("running", "x") is None)
+
         # delete drops the document and its prefixes
         dr = c.delete(doc)
         check("delete", dr.get("deleted") is True, dr)
