@@ -85,7 +85,7 @@ static int read_config(const gguf *g, const char *path, const gguf_tensor *embd,
     if (vdim != c->head_dim || rope_dim != c->head_dim)
         return sd_seterr(err, SD_EFORMAT, "model: %s: key_length %d, value_length %d and rope.dimension_count %d must be equal",
                          path, c->head_dim, vdim, rope_dim);
-    if (c->head_dim % 2) return sd_seterr(err, SD_EFORMAT, "model: %s: head dimension %d must be even", path, c->head_dim);
+    if (c->head_dim < 2 || c->head_dim % 2) return sd_seterr(err, SD_EFORMAT, "model: %s: head dimension %d must be even and >= 2", path, c->head_dim);
     if (c->n_head % c->n_kv_head)
         return sd_seterr(err, SD_EFORMAT, "model: %s: head_count %d not a multiple of head_count_kv %d", path, c->n_head, c->n_kv_head);
 
