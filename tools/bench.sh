@@ -8,7 +8,8 @@
 # are medians over the reps. Also measures the streaming-copy bandwidth and the
 # decode ceiling it implies (bandwidth / weight bytes read per token).
 #
-# env: BENCH_QUICK=1     prompt 128 and context 128 only (a few minutes)
+# env: BENCH_QUICK=1     prompt 128 and context 128 only, 16 decode steps (about 5
+#                        minutes on an idle 2-core machine; the full run about 35-40)
 #      BENCH_REPS=N      reps per figure (default 3)
 #      BENCH_THREADS=T   threads for both engines (default 2)
 #      BENCH_OURS_FLAGS  extra smolrun bench flags (default --mmap: the GGUF loader
@@ -98,11 +99,11 @@ log "  $BW"
 out=$CACHE/bench/$(date +%Y%m%d-%H%M%S).jsonl
 : >"$out"
 if [ "$QUICK" = 1 ]; then
-    JOBS="short"
+    JOBS="short" GEN=16
 else
-    JOBS="short long"
+    JOBS="short long" GEN=32
 fi
-# short: prefill 128, then decode 32 at context 128
+# short: prefill 128, then decode $GEN at context 128
 # long:  prefill 1024 (ours: one process), decode 16 at context 4096 (ours: a 4096 prefill first)
 ours() { # tag dtype args...
     local tag=$1 ty=$2; shift 2
@@ -124,8 +125,8 @@ llama() { # tag dtype args...
 }
 run_job() { # job dtype engine
     case $1-$3 in
-    short-ours) ours short "$2" --prompt 128 --gen 32 ;;
-    short-llama) llama short "$2" --prefill 128 --ctx 128 --decode 32 ;;
+    short-ours) ours short "$2" --prompt 128 --gen "$GEN" ;;
+    short-llama) llama short "$2" --prefill 128 --ctx 128 --decode "$GEN" ;;
     long-ours) ours p1024 "$2" --prompt 1024 --gen 0
                ours d4096 "$2" --prompt 4096 --gen 16 ;;
     long-llama) llama long "$2" --prefill 1024 --ctx 4096 --decode 16 ;;
@@ -142,6 +143,8 @@ for r in $(seq 1 "$REPS"); do
             k=$((k + 1))
         done
     done
+    el=$(($(date +%s) - t_start))
+    [ "$r" -lt "$REPS" ] && log "rep $r done; about $((el * (REPS - r) / r / 60 + 1)) more minutes at this pace"
 done
 
 # ---- the table ----
