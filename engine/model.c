@@ -347,6 +347,10 @@ static void copy_weight(model_weight *w, uint8_t *base, size_t *off, int q8) {
 }
 
 int model_materialize(model *m, int q8, sd_err *err) {
+    if (!m->priv) { /* a GGUF model: its loader already holds the weights in RAM */
+        if (!q8) return 0;
+        m->priv = xcalloc(1, sizeof(model_priv));
+    }
     model_priv *p = m->priv;
     const model_config *c = &m->cfg;
     size_t total = wbytes_to(&m->embed, q8) + wbytes_to(&m->norm, q8) + (c->tie ? 0 : wbytes_to(&m->lm_head, q8));

@@ -12,8 +12,8 @@
 #                        minutes on an idle 2-core machine; the full run about 35-40)
 #      BENCH_REPS=N      reps per figure (default 3)
 #      BENCH_THREADS=T   threads for both engines (default 2)
-#      BENCH_OURS_FLAGS  extra smolrun bench flags (default --mmap: the GGUF loader
-#                        already copies the weights into anonymous memory)
+#      BENCH_OURS_FLAGS  extra smolrun bench flags (default none). Both engines hold
+#                        the weights in anonymous memory (llama_harness --load-mode none)
 #      SMOLDOC_CACHE     cache folder (default ~/.cache/smoldoc)
 #      BUILD             build folder (default build)
 # Results: one JSON line per process in $SMOLDOC_CACHE/bench/<time>.jsonl; the
@@ -24,7 +24,7 @@ BUILD=${BUILD:-build}
 QUICK=${BENCH_QUICK:-0}
 REPS=${BENCH_REPS:-3}
 T=${BENCH_THREADS:-2}
-OURS_FLAGS=${BENCH_OURS_FLAGS---mmap}
+OURS_FLAGS=${BENCH_OURS_FLAGS-}
 CACHE=${SMOLDOC_CACHE:-${HOME:-/root}/.cache/smoldoc}
 SRC=$CACHE/3b
 PY=/usr/bin/python3
