@@ -14,7 +14,9 @@ CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wstrict-prototypes $(WERRO
 PKGS    := jansson sqlite3 poppler-glib libzmq libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LDLIBS  += $(PKG_LIBS) -lm -pthread -fopenmp
+SAN     ?=
+CFLAGS  += $(SAN)
+LDLIBS  += $(PKG_LIBS) -lm -pthread -fopenmp $(SAN)
 
 # CUDA: on by default when nvcc is found; CUDA=0 turns it off.
 CU_SRC := $(wildcard engine/cuda/*.cu)
@@ -109,8 +111,7 @@ demo: all
 	tools/demo.sh $(if $(MODEL),--model $(MODEL))
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	        LDLIBS="-fsanitize=address,undefined" CUDA=0 all
+	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" SAN="-fsanitize=address,undefined" CUDA=0 all
 
 # fuzz: libFuzzer target for the protocol decoder (clang). fuzz-run fuzzes for
 # FUZZ_SECONDS, then merges what it found, minimised, into the kept corpus.
