@@ -14,6 +14,7 @@
 static int simd_state = -1; /* kern_simd, -1 = not yet detected */
 static int cap_state = -1;  /* cap from the environment or kern_set_simd */
 static int has_bf16 = 0;
+static int has_vnni = 0;
 
 static kern_simd detect(void) {
     if (simd_state >= 0) return (kern_simd)simd_state;
@@ -23,6 +24,7 @@ static kern_simd detect(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) lvl = KERN_SIMD_AVX2;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) lvl = KERN_SIMD_AVX512;
     has_bf16 = lvl == KERN_SIMD_AVX512 && __builtin_cpu_supports("avx512bf16");
+    has_vnni = lvl == KERN_SIMD_AVX512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
 #endif
     if (cap_state < 0) {
         const char *e = getenv("SMOLDOC_SIMD");
@@ -31,7 +33,7 @@ static kern_simd detect(void) {
         else if (e && !strcmp(e, "avx2")) cap_state = KERN_SIMD_AVX2;
     }
     if (lvl > cap_state) lvl = cap_state;
-    if (lvl < KERN_SIMD_AVX512) has_bf16 = 0;
+    if (lvl < KERN_SIMD_AVX512) has_bf16 = has_vnni = 0;
     simd_state = lvl;
     return (kern_simd)lvl;
 }
@@ -390,6 +392,78 @@ void kern_axpy_kv(float *acc, float a, const void *v, sd_dtype dt, int n) {
     else { const float *vf = v; for (int i = 0; i < n; i++) acc[i] += a * vf[i]; }
 }
 
+#if defined(__x86_64__)
+/* ---- Q8_0 weights x Q8_0 activations: int8 dot products per 32-block ----
+ * Activations are quantized per 32-block like the weights (as llama.cpp does
+ * for Q8_0); each block's int32 dot is scaled by d_w * d_x. The unsigned x
+ * signed multiply instructions take |w| and x * sign(w). */
+#define TVNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define TQ2 __attribute__((target("avx2,fma,f16c")))
+
+TVNNI static inline __m256 q8dot_vnni(__m256i aw, __m256i w, __m256i x) {
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(x, w)));
+}
+
+TQ2 static inline __m256 q8dot_avx2(__m256i aw, __m256i w, __m256i x) {
+    __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+/* Software prefetch distance in bytes along each weight row (the hardware
+ * prefetcher alone left the Q8_0 decode stalled on every block's first load). */
+#ifndef Q8_PREFETCH
+#define Q8_PREFETCH 768
+#endif
+
+/* Row i of the 4-row tile against one block b: accumulators A (token 0) and
+ * C (token 1, when NT == 2). Written out so the accumulators stay in registers. */
+#define Q8_ROW(DOT, NT, i, A, C)                                                                        \
+    {                                                                                                   \
+        const uint8_t *blk = wr[i] + b * 34;                                                            \
+        _mm_prefetch((const char *)blk + Q8_PREFETCH, _MM_HINT_T0);                                     \
+        float dw = _cvtsh_ss(*(const uint16_t *)blk);                                                   \
+        __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));                                     \
+        __m256i aq = _mm256_sign_epi8(q, q);                                                            \
+        A = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), DOT(aq, q, v0), A);                             \
+        if (NT == 2) C = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), DOT(aq, q, v1), C);                \
+    }
+
+#define Q8_BLOCKS(DOT, NT)                                                                              \
+    for (size_t b = 0; b < nb; b++) {                                                                   \
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(x0 + b * 32));                                \
+        __m256i v1 = NT == 2 ? _mm256_loadu_si256((const __m256i *)(x1 + b * 32)) : v0;                 \
+        Q8_ROW(DOT, NT, 0, a0, c0) Q8_ROW(DOT, NT, 1, a1, c1) Q8_ROW(DOT, NT, 2, a2, c2) Q8_ROW(DOT, NT, 3, a3, c3) \
+    }
+
+#define Q8_ROWS(NAME, TGT, DOT)                                                                          \
+TGT static void NAME(float *y, const int8_t *xq, const float *xd, size_t n, const model_weight *w,     \
+                     int64_t r0, int64_t r1, int acc) {                                                 \
+    const size_t K = (size_t)w->cols, R = (size_t)w->rows, nb = K / 32, rb = nb * 34;                   \
+    const uint8_t *W = w->data;                                                                         \
+    for (int64_t r = r0; r < r1; r += TR) {                                                             \
+        int nr = r1 - r < TR ? (int)(r1 - r) : TR;                                                      \
+        const uint8_t *wr[TR];                                                                          \
+        for (int i = 0; i < TR; i++) wr[i] = W + rb * (size_t)(r + (i < nr ? i : 0));                   \
+        for (size_t t = 0; t < n; t += 2) {                                                             \
+            int nt = n - t < 2 ? 1 : 2;                                                                 \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0; \
+            const int8_t *x0 = xq + t * K, *x1 = xq + (t + (size_t)(nt - 1)) * K;                        \
+            const float *d0 = xd + t * nb, *d1 = xd + (t + (size_t)(nt - 1)) * nb;                      \
+            if (nt == 2) { Q8_BLOCKS(DOT, 2) } else { Q8_BLOCKS(DOT, 1) }                               \
+            float s0[TR] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)};                        \
+            float s1[TR] = {hsum256(c0), hsum256(c1), hsum256(c2), hsum256(c3)};                        \
+            for (int i = 0; i < nr; i++) {                                                              \
+                store(y, R, t, r + i, s0[i], acc);                                                      \
+                if (nt == 2) store(y, R, t + 1, r + i, s1[i], acc);                                     \
+            }                                                                                           \
+        }                                                                                               \
+    }                                                                                                   \
+}
+
+Q8_ROWS(matmul_q8_vnni_rows, TVNNI, q8dot_vnni)
+Q8_ROWS(matmul_q8_avx2_rows, TQ2, q8dot_avx2)
+#endif
+
 void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int acc, kern_compute mode) {
     const int64_t R = w->rows;
     const size_t K = (size_t)w->cols;
@@ -410,13 +484,42 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
         for (size_t i = 0; i < n * K; i++) xbuf[i] = f32_to_bf16(x[i]);
         xb = xbuf;
     }
+    int q8q8 = w->dtype == SD_DT_Q8_0 && lvl >= KERN_SIMD_AVX2 && K % 32 == 0;
+    int vnni = q8q8 && lvl == KERN_SIMD_AVX512 && has_vnni;
+    const int8_t *xq = NULL;
+    const float *xd = NULL;
+    if (q8q8) { /* quantize activations per 32-block once, shared by all threads */
+        static int8_t *qbuf;
+        static float *dbuf;
+        static size_t qcap;
+        if (n * K > qcap) {
+            free(qbuf);
+            free(dbuf);
+            qcap = n * K;
+            qbuf = malloc(qcap);
+            dbuf = malloc(qcap / 32 * sizeof *dbuf);
+            if (!qbuf || !dbuf) abort();
+        }
+        for (size_t b = 0; b < n * K / 32; b++) {
+            const float *xs = x + b * 32;
+            float amax = 0;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xs[i]));
+            float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+            dbuf[b] = d;
+            for (int i = 0; i < 32; i++) qbuf[b * 32 + (size_t)i] = (int8_t)lrintf(xs[i] * id);
+        }
+        xq = qbuf;
+        xd = dbuf;
+    }
     /* Row chunks of 64 (a multiple of TR): about 4+ per thread for balance. */
     const int64_t chunk = 64, n_chunks = (R + chunk - 1) / chunk;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t c = 0; c < n_chunks; c++) {
         int64_t r0 = c * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
 #if defined(__x86_64__)
-        if (bf16dot) matmul_bf16dot_rows(y, xb, n, w, r0, r1, acc);
+        if (vnni) matmul_q8_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
+        else if (q8q8) matmul_q8_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
+        else if (bf16dot) matmul_bf16dot_rows(y, xb, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX512) matmul_avx512_rows(y, x, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX2) matmul_avx2_rows(y, x, n, w, r0, r1, acc);
         else

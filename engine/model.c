@@ -361,9 +361,8 @@ int model_materialize(model *m, int q8, sd_err *err) {
                  wbytes_to(&L->down, q8);
     }
     size_t len = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
-    uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes for the weights", len);
-    madvise(base, len, MADV_HUGEPAGE);
+    uint8_t *base = sd_map_huge(len);
+    if (!base) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes for the weights", len);
     size_t off = 0;
     copy_weight(&m->embed, base, &off, q8);
     copy_weight(&m->norm, base, &off, q8);

@@ -256,9 +256,8 @@ int model_load_gguf(const char *path, model **out, sd_err *err) {
     size_t nw = weight_list(m, ws, heads_of);
     for (size_t i = 0; i < nw; i++) total += al64(wbytes(ws[i]));
     size_t len = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
-    uint8_t *ram = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (ram != MAP_FAILED) {
-        madvise(ram, len, MADV_HUGEPAGE);
+    uint8_t *ram = sd_map_huge(len);
+    if (ram) {
         x->ram = ram;
         x->ram_len = len;
         size_t off = 0;

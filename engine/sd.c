@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 const char *sd_strerror(int code) {
@@ -114,4 +115,17 @@ fail:
     fclose(f);
     free(buf);
     return rc;
+}
+
+void *sd_map_huge(size_t len) {
+    const size_t huge = (size_t)2 << 20;
+    if (len == 0 || len > SIZE_MAX - huge) return NULL;
+    uint8_t *p = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    size_t tail = (size_t)((p + len + huge) - (a + len));
+    if (tail) munmap(a + len, tail);
+    madvise(a, len, MADV_HUGEPAGE);
+    return a;
 }

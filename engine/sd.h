@@ -50,6 +50,12 @@ static inline int sd_mul_overflow(size_t a, size_t b, size_t *out) {
     return __builtin_mul_overflow(a, b, out) ? -1 : 0;
 }
 
+/* Anonymous memory of len bytes starting on a 2 MiB boundary, with transparent
+ * huge pages requested (streaming weights through 4 KiB pages costs TLB misses;
+ * an unaligned mapping got no huge pages at all on the development VM). NULL on
+ * failure. Release with munmap(p, len). */
+void *sd_map_huge(size_t len);
+
 /* Monotonic clock in seconds. */
 double sd_now(void);
 
