@@ -88,6 +88,13 @@ void kern_quantize_q8_0(void *dst, const float *src, size_t n) {
 }
 
 void kern_row_f32(float *out, const model_weight *w, int64_t r) {
+    if (w->q8_scale) { /* repacked Q8_0: int8 row + f32 scales */
+        const size_t K = (size_t)w->cols, nb = K / 32;
+        const int8_t *q = (const int8_t *)w->data + (size_t)r * K;
+        const float *sc = w->q8_scale + (size_t)r * nb;
+        for (size_t i = 0; i < K; i++) out[i] = sc[i / 32] * (float)q[i];
+        return;
+    }
     size_t rb = dtype_row_bytes(w->dtype, (size_t)w->cols);
     kern_to_f32(out, (const uint8_t *)w->data + rb * (size_t)r, w->dtype, (size_t)w->cols);
 }
@@ -116,10 +123,10 @@ static inline void store(float *y, size_t R, size_t t, int64_t r, float s, int a
 /* ---- scalar path: a row widened to f32 at a time ---- */
 
 static void matmul_scalar_rows(float *y, const float *x, size_t n, const model_weight *w, int64_t r0, int64_t r1, int acc) {
-    size_t K = (size_t)w->cols, R = (size_t)w->rows, rb = dtype_row_bytes(w->dtype, K);
+    size_t K = (size_t)w->cols, R = (size_t)w->rows;
     float *wbuf = scratch(K);
     for (int64_t r = r0; r < r1; r++) {
-        kern_to_f32(wbuf, (const uint8_t *)w->data + rb * (size_t)r, w->dtype, K);
+        kern_row_f32(wbuf, w, r);
         for (size_t t = 0; t < n; t++) {
             const float *xt = x + t * K;
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -460,6 +467,56 @@ TGT static void NAME(float *y, const int8_t *xq, const float *xd, size_t n, cons
     }                                                                                                   \
 }
 
+/* The same over repacked Q8_0 (model_repack_q8): aligned int8 rows, f32 scales. */
+#define Q8R_ROW(DOT, NT, i, A, C)                                                                       \
+    {                                                                                                   \
+        const int8_t *qp = wq[i] + b * 32;                                                              \
+        _mm_prefetch((const char *)qp + Q8_PREFETCH, _MM_HINT_T0);                                      \
+        float dw = ws[i][b];                                                                            \
+        __m256i q = _mm256_load_si256((const __m256i *)qp);                                             \
+        __m256i aq = _mm256_sign_epi8(q, q);                                                            \
+        A = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), DOT(aq, q, v0), A);                             \
+        if (NT == 2) C = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), DOT(aq, q, v1), C);                \
+    }
+
+#define Q8R_BLOCKS(DOT, NT)                                                                             \
+    for (size_t b = 0; b < nb; b++) {                                                                   \
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(x0 + b * 32));                                \
+        __m256i v1 = NT == 2 ? _mm256_loadu_si256((const __m256i *)(x1 + b * 32)) : v0;                 \
+        Q8R_ROW(DOT, NT, 0, a0, c0) Q8R_ROW(DOT, NT, 1, a1, c1) Q8R_ROW(DOT, NT, 2, a2, c2) Q8R_ROW(DOT, NT, 3, a3, c3) \
+    }
+
+#define Q8R_ROWS(NAME, TGT, DOT)                                                                         \
+TGT static void NAME(float *y, const int8_t *xq, const float *xd, size_t n, const model_weight *w,     \
+                     int64_t r0, int64_t r1, int acc) {                                                 \
+    const size_t K = (size_t)w->cols, R = (size_t)w->rows, nb = K / 32;                                 \
+    for (int64_t r = r0; r < r1; r += TR) {                                                             \
+        int nr = r1 - r < TR ? (int)(r1 - r) : TR;                                                      \
+        const int8_t *wq[TR];                                                                           \
+        const float *ws[TR];                                                                            \
+        for (int i = 0; i < TR; i++) {                                                                  \
+            size_t rr = (size_t)(r + (i < nr ? i : 0));                                                 \
+            wq[i] = (const int8_t *)w->data + rr * K;                                                   \
+            ws[i] = w->q8_scale + rr * nb;                                                              \
+        }                                                                                               \
+        for (size_t t = 0; t < n; t += 2) {                                                             \
+            int nt = n - t < 2 ? 1 : 2;                                                                 \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0; \
+            const int8_t *x0 = xq + t * K, *x1 = xq + (t + (size_t)(nt - 1)) * K;                        \
+            const float *d0 = xd + t * nb, *d1 = xd + (t + (size_t)(nt - 1)) * nb;                      \
+            if (nt == 2) { Q8R_BLOCKS(DOT, 2) } else { Q8R_BLOCKS(DOT, 1) }                             \
+            float s0[TR] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)};                        \
+            float s1[TR] = {hsum256(c0), hsum256(c1), hsum256(c2), hsum256(c3)};                        \
+            for (int i = 0; i < nr; i++) {                                                              \
+                store(y, R, t, r + i, s0[i], acc);                                                      \
+                if (nt == 2) store(y, R, t + 1, r + i, s1[i], acc);                                     \
+            }                                                                                           \
+        }                                                                                               \
+    }                                                                                                   \
+}
+
+Q8R_ROWS(matmul_q8r_vnni_rows, TVNNI, q8dot_vnni)
+Q8R_ROWS(matmul_q8r_avx2_rows, TQ2, q8dot_avx2)
 Q8_ROWS(matmul_q8_vnni_rows, TVNNI, q8dot_vnni)
 Q8_ROWS(matmul_q8_avx2_rows, TQ2, q8dot_avx2)
 #endif
@@ -517,7 +574,9 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     for (int64_t c = 0; c < n_chunks; c++) {
         int64_t r0 = c * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
 #if defined(__x86_64__)
-        if (vnni) matmul_q8_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
+        if (vnni && w->q8_scale) matmul_q8r_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
+        else if (q8q8 && w->q8_scale) matmul_q8r_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
+        else if (vnni) matmul_q8_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
         else if (q8q8) matmul_q8_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
         else if (bf16dot) matmul_bf16dot_rows(y, xb, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX512) matmul_avx512_rows(y, x, n, w, r0, r1, acc);

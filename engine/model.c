@@ -17,6 +17,8 @@ typedef struct model_priv {
     size_t n_shards;
     void *ram;       /* materialized weights, or NULL */
     size_t ram_len;
+    void *q8ram;     /* repacked Q8_0 matrices, or NULL */
+    size_t q8ram_len;
 } model_priv;
 
 static int get_int(json_t *o, const char *k, int def, int lo, int hi, int *out, const char *file, sd_err *err) {
@@ -292,6 +294,7 @@ void model_free(model *m) {
         for (size_t i = 0; i < p->n_shards; i++) safetensors_close(p->shards[i]);
         free(p->shards);
         if (p->ram) munmap(p->ram, p->ram_len);
+        if (p->q8ram) munmap(p->q8ram, p->q8ram_len);
         free(p);
     }
     if (m->extra_free) m->extra_free(m->extra);
@@ -300,7 +303,10 @@ void model_free(model *m) {
     free(m);
 }
 
-static size_t wbytes(const model_weight *w) { return dtype_row_bytes(w->dtype, (size_t)w->cols) * (size_t)w->rows; }
+static size_t wbytes(const model_weight *w) {
+    if (w->q8_scale) return (size_t)w->rows * ((size_t)w->cols + (size_t)w->cols / 32 * 4);
+    return dtype_row_bytes(w->dtype, (size_t)w->cols) * (size_t)w->rows;
+}
 
 size_t model_weight_bytes(const model *m) {
     size_t s = wbytes(&m->lm_head) + wbytes(&m->norm);
@@ -378,5 +384,61 @@ int model_materialize(model *m, int q8, sd_err *err) {
     p->ram = base;
     p->ram_len = len;
     for (size_t i = 0; i < p->n_shards; i++) safetensors_drop_cache(p->shards[i]);
+    return 0;
+}
+
+static int is_q8_plain(const model_weight *w) {
+    return w->dtype == SD_DT_Q8_0 && !w->q8_scale && w->cols % 32 == 0 && w->cols > 0;
+}
+
+static size_t q8r_bytes(const model_weight *w) {
+    size_t q = ((size_t)w->rows * (size_t)w->cols + 63) & ~(size_t)63;
+    size_t sc = ((size_t)w->rows * ((size_t)w->cols / 32) * 4 + 63) & ~(size_t)63;
+    return q + sc;
+}
+
+static void q8_repack_one(model_weight *w, uint8_t *base, size_t *off) {
+    const size_t K = (size_t)w->cols, nb = K / 32, rb = nb * 34;
+    const int64_t rows = w->rows;
+    int8_t *q = (int8_t *)(base + *off);
+    float *sc = (float *)(base + *off + (((size_t)rows * K + 63) & ~(size_t)63));
+    const uint8_t *src = w->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = src + (size_t)r * rb;
+        for (size_t b = 0; b < nb; b++) {
+            uint16_t h;
+            memcpy(&h, row + b * 34, 2);
+            sc[(size_t)r * nb + b] = f16_to_f32(h);
+            memcpy(q + (size_t)r * K + b * 32, row + b * 34 + 2, 32);
+        }
+    }
+    *off += q8r_bytes(w);
+    w->data = q;
+    w->q8_scale = sc;
+}
+
+int model_repack_q8(model *m, sd_err *err) {
+    const model_config *c = &m->cfg;
+    model_weight *ws[MODEL_MAX_LAYERS * 7 + 2];
+    size_t n = 0, total = 0;
+    if (is_q8_plain(&m->embed)) ws[n++] = &m->embed;
+    if (!c->tie && is_q8_plain(&m->lm_head)) ws[n++] = &m->lm_head;
+    for (int l = 0; l < c->n_layer; l++) {
+        model_layer *L = &m->layers[l];
+        model_weight *cand[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < 7; i++) if (is_q8_plain(cand[i])) ws[n++] = cand[i];
+    }
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) total += q8r_bytes(ws[i]);
+    uint8_t *base = sd_map_huge(total);
+    if (!base) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes to repack Q8_0 weights", total);
+    if (!m->priv) m->priv = xcalloc(1, sizeof(model_priv));
+    model_priv *p = m->priv;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) q8_repack_one(ws[i], base, &off);
+    if (c->tie) m->lm_head = m->embed;
+    p->q8ram = base;
+    p->q8ram_len = total;
     return 0;
 }

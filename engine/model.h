@@ -34,6 +34,8 @@ typedef struct model_weight {
     sd_dtype dtype;
     int64_t rows, cols;
     const void *data; /* row-major, borrowed from a mapping or owned by the model */
+    const float *q8_scale; /* Q8_0 repacked for the CPU (model_repack_q8): data is then
+                              (rows, cols) int8 and this (rows, cols / 32) f32; else NULL */
 } model_weight;
 
 typedef struct model_layer {
@@ -84,6 +86,12 @@ int model_load_gguf(const char *path, model **out, sd_err *err);
  * multiple of 32 is quantized to Q8_0 on the way (norms stay as they are).
  * Returns 0 or SD_ENOMEM (the model stays usable as it was). */
 int model_materialize(model *m, int quant_q8_0, sd_err *err);
+
+/* Repacks every Q8_0 matrix for the CPU kernels: int8 quants contiguous and
+ * 32-byte aligned per block, scales as f32 in a separate array (GGUF's 34-byte
+ * blocks cost split loads and an f16 conversion per block). Returns 0 or SD_ENOMEM
+ * (the model stays usable as it was). */
+int model_repack_q8(model *m, sd_err *err);
 
 /* inv_freq[i] for i < head_dim/2 (YaRN applied when configured) and the
  * attention factor that scales cos and sin (1 without YaRN). */
