@@ -3,6 +3,8 @@
  * and the Q/K row permutation of llama.cpp's HF converter. */
 #include "gguf.h"
 
+#include "dtype.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -957,52 +959,11 @@ int gguf_writer_finish(gguf_writer *w, sd_err *err) {
 
 /* ---------------------------------------------------------------- numbers */
 
-float gguf_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff, x;
-    if (e == 0) {
-        float f = ldexpf((float)m, -24);
-        return (h & 0x8000) ? -f : f;
-    }
-    if (e == 31) x = sign | 0x7f800000u | (m << 13);
-    else x = sign | ((e - 15 + 127) << 23) | (m << 13);
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-uint16_t gguf_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u)  /* inf / NaN (keep NaN quiet) */
-        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 | ((ax >> 13) & 0x3ff) : 0));
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);  /* rounds past 65504 */
-    if (ax < 0x38800000u) {  /* below 2^-14: f16 subnormal (or 0) */
-        float af;
-        memcpy(&af, &ax, 4);
-        return (uint16_t)(sign | (uint16_t)nearbyintf(af * 16777216.0f));
-    }
-    uint32_t h = ((((ax >> 23) - 127 + 15)) << 10) | ((ax & 0x7fffff) >> 13);
-    uint32_t rem = ax & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-float gguf_bf16_to_f32(uint16_t h) {
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-uint16_t gguf_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
-}
+/* The element conversions are dtype.h's (shared with the engine). */
+float gguf_f16_to_f32(uint16_t h) { return f16_to_f32(h); }
+uint16_t gguf_f32_to_f16(float f) { return f32_to_f16(f); }
+float gguf_bf16_to_f32(uint16_t h) { return bf16_to_f32(h); }
+uint16_t gguf_f32_to_bf16(float f) { return f32_to_bf16(f); }
 
 void gguf_quantize_q8_0(const float *x, void *dst, size_t n) {
     uint8_t *o = dst;
