@@ -119,9 +119,9 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
             if (model_materialize(e->m, p->weights_q8_0, &merr)) /* not fatal: compute from the mapping */
                 snprintf(e->reason + strlen(e->reason), sizeof e->reason - strlen(e->reason), " (weights mapped: %.100s)", merr.msg);
         }
-        if (!p->weights_mmap) {
+        { /* Q8_0 weights are never file-mapped (GGUF and --weights q8_0 both copy) */
             sd_err qerr = {0};
-            if (model_repack_q8(e->m, &qerr)) /* not fatal: the kernels read GGUF's blocks too */
+            if (model_repack_q8(e->m, &qerr)) /* not fatal: the scalar kernels read GGUF's blocks */
                 snprintf(e->reason + strlen(e->reason), sizeof e->reason - strlen(e->reason), " (Q8_0 not repacked: %.100s)", qerr.msg);
         }
         if (backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;

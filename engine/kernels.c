@@ -422,52 +422,9 @@ TQ2 static inline __m256 q8dot_avx2(__m256i aw, __m256i w, __m256i x) {
 #define Q8_PREFETCH 768
 #endif
 
-/* Row i of the 4-row tile against one block b: accumulators A (token 0) and
- * C (token 1, when NT == 2). Written out so the accumulators stay in registers. */
-#define Q8_ROW(DOT, NT, i, A, C)                                                                        \
-    {                                                                                                   \
-        const uint8_t *blk = wr[i] + b * 34;                                                            \
-        _mm_prefetch((const char *)blk + Q8_PREFETCH, _MM_HINT_T0);                                     \
-        float dw = _cvtsh_ss(*(const uint16_t *)blk);                                                   \
-        __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));                                     \
-        __m256i aq = _mm256_sign_epi8(q, q);                                                            \
-        A = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), DOT(aq, q, v0), A);                             \
-        if (NT == 2) C = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), DOT(aq, q, v1), C);                \
-    }
-
-#define Q8_BLOCKS(DOT, NT)                                                                              \
-    for (size_t b = 0; b < nb; b++) {                                                                   \
-        __m256i v0 = _mm256_loadu_si256((const __m256i *)(x0 + b * 32));                                \
-        __m256i v1 = NT == 2 ? _mm256_loadu_si256((const __m256i *)(x1 + b * 32)) : v0;                 \
-        Q8_ROW(DOT, NT, 0, a0, c0) Q8_ROW(DOT, NT, 1, a1, c1) Q8_ROW(DOT, NT, 2, a2, c2) Q8_ROW(DOT, NT, 3, a3, c3) \
-    }
-
-#define Q8_ROWS(NAME, TGT, DOT)                                                                          \
-TGT static void NAME(float *y, const int8_t *xq, const float *xd, size_t n, const model_weight *w,     \
-                     int64_t r0, int64_t r1, int acc) {                                                 \
-    const size_t K = (size_t)w->cols, R = (size_t)w->rows, nb = K / 32, rb = nb * 34;                   \
-    const uint8_t *W = w->data;                                                                         \
-    for (int64_t r = r0; r < r1; r += TR) {                                                             \
-        int nr = r1 - r < TR ? (int)(r1 - r) : TR;                                                      \
-        const uint8_t *wr[TR];                                                                          \
-        for (int i = 0; i < TR; i++) wr[i] = W + rb * (size_t)(r + (i < nr ? i : 0));                   \
-        for (size_t t = 0; t < n; t += 2) {                                                             \
-            int nt = n - t < 2 ? 1 : 2;                                                                 \
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0; \
-            const int8_t *x0 = xq + t * K, *x1 = xq + (t + (size_t)(nt - 1)) * K;                        \
-            const float *d0 = xd + t * nb, *d1 = xd + (t + (size_t)(nt - 1)) * nb;                      \
-            if (nt == 2) { Q8_BLOCKS(DOT, 2) } else { Q8_BLOCKS(DOT, 1) }                               \
-            float s0[TR] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)};                        \
-            float s1[TR] = {hsum256(c0), hsum256(c1), hsum256(c2), hsum256(c3)};                        \
-            for (int i = 0; i < nr; i++) {                                                              \
-                store(y, R, t, r + i, s0[i], acc);                                                      \
-                if (nt == 2) store(y, R, t + 1, r + i, s1[i], acc);                                     \
-            }                                                                                           \
-        }                                                                                               \
-    }                                                                                                   \
-}
-
-/* The same over repacked Q8_0 (model_repack_q8): aligned int8 rows, f32 scales. */
+/* Row i of the 4-row tile against block b of repacked Q8_0 (model_repack_q8:
+ * aligned int8 rows, f32 scales): accumulators A (token 0) and C (token 1, when
+ * NT == 2), written out so they stay in registers. */
 #define Q8R_ROW(DOT, NT, i, A, C)                                                                       \
     {                                                                                                   \
         const int8_t *qp = wq[i] + b * 32;                                                              \
@@ -517,8 +474,6 @@ TGT static void NAME(float *y, const int8_t *xq, const float *xd, size_t n, cons
 
 Q8R_ROWS(matmul_q8r_vnni_rows, TVNNI, q8dot_vnni)
 Q8R_ROWS(matmul_q8r_avx2_rows, TQ2, q8dot_avx2)
-Q8_ROWS(matmul_q8_vnni_rows, TVNNI, q8dot_vnni)
-Q8_ROWS(matmul_q8_avx2_rows, TQ2, q8dot_avx2)
 #endif
 
 void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int acc, kern_compute mode) {
@@ -541,7 +496,8 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
         for (size_t i = 0; i < n * K; i++) xbuf[i] = f32_to_bf16(x[i]);
         xb = xbuf;
     }
-    int q8q8 = w->dtype == SD_DT_Q8_0 && lvl >= KERN_SIMD_AVX2 && K % 32 == 0;
+    /* Q8_0 in GGUF's 34-byte blocks (not repacked) takes the scalar path. */
+    int q8q8 = w->dtype == SD_DT_Q8_0 && w->q8_scale && lvl >= KERN_SIMD_AVX2 && K % 32 == 0;
     int vnni = q8q8 && lvl == KERN_SIMD_AVX512 && has_vnni;
     const int8_t *xq = NULL;
     const float *xd = NULL;
@@ -574,10 +530,8 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     for (int64_t c = 0; c < n_chunks; c++) {
         int64_t r0 = c * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
 #if defined(__x86_64__)
-        if (vnni && w->q8_scale) matmul_q8r_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
-        else if (q8q8 && w->q8_scale) matmul_q8r_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
-        else if (vnni) matmul_q8_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
-        else if (q8q8) matmul_q8_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
+        if (vnni) matmul_q8r_vnni_rows(y, xq, xd, n, w, r0, r1, acc);
+        else if (q8q8) matmul_q8r_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
         else if (bf16dot) matmul_bf16dot_rows(y, xb, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX512) matmul_avx512_rows(y, x, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX2) matmul_avx2_rows(y, x, n, w, r0, r1, acc);
