@@ -50,6 +50,7 @@ struct engine {
     model *m;
     backend *b;
     kvcache *kv;
+    float *scratch_logits; /* (vocab): logits of chunks whose logits are not wanted */
     char reason[256];
 };
 
@@ -127,6 +128,7 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
         if (backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;
     }
     e->kv = kvcache_new((int)n_blocks, p->kv_block_size);
+    e->scratch_logits = xmalloc((size_t)c->vocab * sizeof(float));
     return e;
 fail:
     engine_free(e);
@@ -137,6 +139,7 @@ void engine_free(engine *e) {
     if (!e) return;
     if (e->b) e->b->ops->free(e->b);
     kvcache_free(e->kv);
+    free(e->scratch_logits);
     model_free(e->m);
     free(e);
 }
@@ -183,15 +186,11 @@ int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *l
             .logits = all_logits ? (logits ? logits + done * (size_t)c->vocab : NULL) : logits,
             .all_logits = all_logits && logits,
         };
-        float *tmp = NULL;
-        if (!logits || (!all_logits && !last)) { /* logits not wanted for this chunk: scratch */
-            tmp = malloc((size_t)c->vocab * sizeof(float));
-            if (!tmp) return sd_seterr(err, SD_ENOMEM, "engine: no memory for logits");
-            bt.logits = tmp;
+        if (!logits || (!all_logits && !last)) { /* logits not wanted for this chunk */
+            bt.logits = e->scratch_logits;
             bt.all_logits = 0;
         }
         rc = e->b->ops->forward(e->b, &bt, err);
-        free(tmp);
         if (rc) {
             kvcache_seq_truncate(e->kv, seq, len + done); /* drop reserved, unwritten blocks */
             return rc;

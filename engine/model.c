@@ -303,31 +303,46 @@ void model_free(model *m) {
     free(m);
 }
 
-static size_t wbytes(const model_weight *w) {
+size_t model_weight_nbytes(const model_weight *w) {
     if (w->q8_scale) return (size_t)w->rows * ((size_t)w->cols + (size_t)w->cols / 32 * 4);
     return dtype_row_bytes(w->dtype, (size_t)w->cols) * (size_t)w->rows;
 }
 
-size_t model_weight_bytes(const model *m) {
-    size_t s = wbytes(&m->lm_head) + wbytes(&m->norm);
+size_t model_weight_count(const model_config *c) { return 3 + 9 * (size_t)c->n_layer; }
+
+size_t model_weight_list(model *m, model_weight **out) {
+    size_t k = 0;
+    out[k++] = &m->embed;
+    out[k++] = &m->norm;
+    if (!m->cfg.tie) out[k++] = &m->lm_head;
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        const model_layer *L = &m->layers[l];
-        s += wbytes(&L->attn_norm) + wbytes(&L->wq) + wbytes(&L->wk) + wbytes(&L->wv) + wbytes(&L->wo) +
-             wbytes(&L->ffn_norm) + wbytes(&L->gate) + wbytes(&L->up) + wbytes(&L->down);
+        model_layer *L = &m->layers[l];
+        model_weight *lw[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->gate, &L->up, &L->down};
+        for (int j = 0; j < 9; j++) out[k++] = lw[j];
     }
+    return k;
+}
+
+size_t model_weight_bytes(const model *m) {
+    /* Per token: every matrix and norm, and of the embedding only the head when tied. */
+    model_weight **ws = xmalloc(model_weight_count(&m->cfg) * sizeof *ws);
+    size_t n = model_weight_list((model *)m, ws), s = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ws[i] != &m->embed || m->cfg.tie) s += model_weight_nbytes(ws[i]);
+    free(ws);
     return s;
 }
 
 static size_t wbytes_to(const model_weight *w, int q8) {
     int conv = q8 && w->cols > 1 && w->cols % 32 == 0 && w->dtype != SD_DT_Q8_0;
-    size_t n = conv ? dtype_row_bytes(SD_DT_Q8_0, (size_t)w->cols) * (size_t)w->rows : wbytes(w);
+    size_t n = conv ? dtype_row_bytes(SD_DT_Q8_0, (size_t)w->cols) * (size_t)w->rows : model_weight_nbytes(w);
     return (n + 63) & ~(size_t)63;
 }
 
 /* Copies (or quantizes to Q8_0, rows in parallel) one weight into base + *off. */
 static void copy_weight(model_weight *w, uint8_t *base, size_t *off, int q8) {
     int conv = q8 && w->cols > 1 && w->cols % 32 == 0 && w->dtype != SD_DT_Q8_0;
-    size_t n = wbytes(w), K = (size_t)w->cols;
+    size_t n = model_weight_nbytes(w), K = (size_t)w->cols;
     if (!conv) {
         memcpy(base + *off, w->data, n);
     } else {
@@ -349,7 +364,7 @@ static void copy_weight(model_weight *w, uint8_t *base, size_t *off, int q8) {
         w->dtype = SD_DT_Q8_0;
     }
     w->data = base + *off;
-    *off += (wbytes(w) + 63) & ~(size_t)63;
+    *off += (model_weight_nbytes(w) + 63) & ~(size_t)63;
 }
 
 int model_materialize(model *m, int q8, sd_err *err) {
@@ -359,27 +374,19 @@ int model_materialize(model *m, int q8, sd_err *err) {
     }
     model_priv *p = m->priv;
     const model_config *c = &m->cfg;
-    size_t total = wbytes_to(&m->embed, q8) + wbytes_to(&m->norm, q8) + (c->tie ? 0 : wbytes_to(&m->lm_head, q8));
-    for (int l = 0; l < c->n_layer; l++) {
-        const model_layer *L = &m->layers[l];
-        total += wbytes_to(&L->attn_norm, q8) + wbytes_to(&L->wq, q8) + wbytes_to(&L->wk, q8) + wbytes_to(&L->wv, q8) +
-                 wbytes_to(&L->wo, q8) + wbytes_to(&L->ffn_norm, q8) + wbytes_to(&L->gate, q8) + wbytes_to(&L->up, q8) +
-                 wbytes_to(&L->down, q8);
-    }
+    model_weight **ws = xmalloc(model_weight_count(c) * sizeof *ws);
+    size_t nw = model_weight_list(m, ws), total = 0;
+    for (size_t i = 0; i < nw; i++) total += wbytes_to(ws[i], q8);
     size_t len = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
     uint8_t *base = sd_map_huge(len);
-    if (!base) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes for the weights", len);
-    size_t off = 0;
-    copy_weight(&m->embed, base, &off, q8);
-    copy_weight(&m->norm, base, &off, q8);
-    if (c->tie) m->lm_head = m->embed;
-    else copy_weight(&m->lm_head, base, &off, q8);
-    for (int l = 0; l < c->n_layer; l++) {
-        model_layer *L = &m->layers[l];
-        copy_weight(&L->attn_norm, base, &off, q8); copy_weight(&L->wq, base, &off, q8); copy_weight(&L->wk, base, &off, q8);
-        copy_weight(&L->wv, base, &off, q8); copy_weight(&L->wo, base, &off, q8); copy_weight(&L->ffn_norm, base, &off, q8);
-        copy_weight(&L->gate, base, &off, q8); copy_weight(&L->up, base, &off, q8); copy_weight(&L->down, base, &off, q8);
+    if (!base) {
+        free(ws);
+        return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes for the weights", len);
     }
+    size_t off = 0;
+    for (size_t i = 0; i < nw; i++) copy_weight(ws[i], base, &off, q8);
+    if (c->tie) m->lm_head = m->embed;
+    free(ws);
     if (p->ram) munmap(p->ram, p->ram_len); /* a second call (e.g. quantizing) replaces the first copy */
     p->ram = base;
     p->ram_len = len;
@@ -420,24 +427,23 @@ static void q8_repack_one(model_weight *w, uint8_t *base, size_t *off) {
 
 int model_repack_q8(model *m, sd_err *err) {
     const model_config *c = &m->cfg;
-    model_weight *ws[MODEL_MAX_LAYERS * 7 + 2];
-    size_t n = 0, total = 0;
-    if (is_q8_plain(&m->embed)) ws[n++] = &m->embed;
-    if (!c->tie && is_q8_plain(&m->lm_head)) ws[n++] = &m->lm_head;
-    for (int l = 0; l < c->n_layer; l++) {
-        model_layer *L = &m->layers[l];
-        model_weight *cand[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (int i = 0; i < 7; i++) if (is_q8_plain(cand[i])) ws[n++] = cand[i];
-    }
-    if (n == 0) return 0;
+    model_weight **all = xmalloc(model_weight_count(c) * sizeof *all), **ws = all;
+    size_t na = model_weight_list(m, all), n = 0, total = 0;
+    for (size_t i = 0; i < na; i++)
+        if (is_q8_plain(all[i])) ws[n++] = all[i];
+    if (n == 0) { free(all); return 0; }
     for (size_t i = 0; i < n; i++) total += q8r_bytes(ws[i]);
     uint8_t *base = sd_map_huge(total);
-    if (!base) return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes to repack Q8_0 weights", total);
+    if (!base) {
+        free(all);
+        return sd_seterr(err, SD_ENOMEM, "model: cannot allocate %zu bytes to repack Q8_0 weights", total);
+    }
     if (!m->priv) m->priv = xcalloc(1, sizeof(model_priv));
     model_priv *p = m->priv;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) q8_repack_one(ws[i], base, &off);
     if (c->tie) m->lm_head = m->embed;
+    free(all);
     p->q8ram = base;
     p->q8ram_len = total;
     return 0;

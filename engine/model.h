@@ -97,6 +97,14 @@ int model_repack_q8(model *m, sd_err *err);
  * attention factor that scales cos and sin (1 without YaRN). */
 void model_rope_freqs(const model_config *cfg, double *inv_freq, double *attn_factor);
 
+/* Every weight of the model in a fixed order: embedding, final norm, the head
+ * when untied, then per layer attn_norm, wq, wk, wv, wo, ffn_norm, gate, up,
+ * down. out must hold model_weight_count(&m->cfg) pointers; returns the count. */
+size_t model_weight_list(model *m, model_weight **out);
+size_t model_weight_count(const model_config *c);
+/* Bytes a weight occupies (repacked Q8_0 included). */
+size_t model_weight_nbytes(const model_weight *w);
+
 /* Total bytes of weights read by one decode step (all matrices and the head). */
 size_t model_weight_bytes(const model *m);
 

@@ -176,26 +176,10 @@ static int bind(bind_ctx *b, model_weight *w, const gguf_tensor **tp, const char
     return 0;
 }
 
-static size_t wbytes(const model_weight *w) { return dtype_row_bytes(w->dtype, (size_t)w->cols) * (size_t)w->rows; }
 static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* Every weight of m in a fixed order, for the copy; heads[i] is the head count
  * whose Q/K permutation weight i carries (0: none). */
-static size_t weight_list(model *m, model_weight **out, int *heads) {
-    size_t k = 0;
-    out[k++] = &m->embed;
-    out[k++] = &m->norm;
-    if (!m->cfg.tie) out[k++] = &m->lm_head;
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        model_layer *L = &m->layers[l];
-        model_weight *ws[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->gate, &L->up, &L->down};
-        for (int j = 0; j < 9; j++) {
-            heads[k] = j == 1 ? m->cfg.n_head : j == 2 ? m->cfg.n_kv_head : 0;
-            out[k++] = ws[j];
-        }
-    }
-    return k;
-}
 
 int model_load_gguf(const char *path, model **out, sd_err *err) {
     model *m = NULL;
@@ -250,11 +234,17 @@ int model_load_gguf(const char *path, model **out, sd_err *err) {
     }
 
     /* Copy every weight into one anonymous buffer, un-permuting Q/K on the way. */
-    size_t nw_max = 3 + (size_t)c->n_layer * 9, total = 0;
+    size_t nw_max = model_weight_count(c), total = 0;
     ws = xcalloc(nw_max, sizeof *ws);
     heads_of = xcalloc(nw_max, sizeof *heads_of);
-    size_t nw = weight_list(m, ws, heads_of);
-    for (size_t i = 0; i < nw; i++) total += al64(wbytes(ws[i]));
+    size_t nw = model_weight_list(m, ws);
+    for (int l = 0; l < c->n_layer; l++) { /* Q and K rows are permuted per head */
+        for (size_t i = 0; i < nw; i++) {
+            if (ws[i] == &m->layers[l].wq) heads_of[i] = c->n_head;
+            if (ws[i] == &m->layers[l].wk) heads_of[i] = c->n_kv_head;
+        }
+    }
+    for (size_t i = 0; i < nw; i++) total += al64(model_weight_nbytes(ws[i]));
     size_t len = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
     uint8_t *ram = sd_map_huge(len);
     if (ram) {
@@ -263,7 +253,7 @@ int model_load_gguf(const char *path, model **out, sd_err *err) {
         size_t off = 0;
         for (size_t i = 0; i < nw; i++) {
             model_weight *w = ws[i];
-            size_t n = wbytes(w);
+            size_t n = model_weight_nbytes(w);
             int heads = heads_of[i];
             if (heads) {
                 if (gguf_unpermute_qk_rows(w->data, ram + off, (size_t)w->rows, n / (size_t)w->rows, (size_t)heads)) {
@@ -284,13 +274,13 @@ int model_load_gguf(const char *path, model **out, sd_err *err) {
         /* Not enough address space or memory: compute from the mapping, with
          * the Q/K rows un-permuted into one owned buffer. */
         size_t qk = 0;
-        for (int l = 0; l < c->n_layer; l++) qk += al64(wbytes(&m->layers[l].wq)) + al64(wbytes(&m->layers[l].wk));
+        for (int l = 0; l < c->n_layer; l++) qk += al64(model_weight_nbytes(&m->layers[l].wq)) + al64(model_weight_nbytes(&m->layers[l].wk));
         uint8_t *buf = x->qk = malloc(qk);
         if (!buf) { rc = sd_seterr(err, SD_ENOMEM, "model: %s: cannot allocate %zu bytes for Q/K rows", path, qk); goto fail; }
         size_t off = 0;
         for (int l = 0; l < c->n_layer; l++) {
             model_weight *q = &m->layers[l].wq, *k = &m->layers[l].wk;
-            size_t nq = wbytes(q), nk = wbytes(k);
+            size_t nq = model_weight_nbytes(q), nk = model_weight_nbytes(k);
             if (gguf_unpermute_qk_rows(q->data, buf + off, (size_t)q->rows, nq / (size_t)q->rows, (size_t)c->n_head) ||
                 gguf_unpermute_qk_rows(k->data, buf + off + al64(nq), (size_t)k->rows, nk / (size_t)k->rows, (size_t)c->n_kv_head)) {
                 rc = sd_seterr(err, SD_EFORMAT, "model: %s: Q/K rows not a multiple of 2 x heads", path);
