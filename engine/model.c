@@ -407,7 +407,7 @@ static size_t q8r_bytes(const model_weight *w) {
 static void q8_repack_one(model_weight *w, uint8_t *base, size_t *off) {
     const size_t K = (size_t)w->cols, nb = K / 32, rb = nb * 34;
     const int64_t rows = w->rows;
-    int8_t *q = (int8_t *)(base + *off);
+    uint8_t *q = base + *off; /* offset binary: w + 128 */
     float *sc = (float *)(base + *off + (((size_t)rows * K + 63) & ~(size_t)63));
     const uint8_t *src = w->data;
 #pragma omp parallel for schedule(static)
@@ -417,7 +417,7 @@ static void q8_repack_one(model_weight *w, uint8_t *base, size_t *off) {
             uint16_t h;
             memcpy(&h, row + b * 34, 2);
             sc[(size_t)r * nb + b] = f16_to_f32(h);
-            memcpy(q + (size_t)r * K + b * 32, row + b * 34 + 2, 32);
+            for (int i = 0; i < 32; i++) q[(size_t)r * K + b * 32 + (size_t)i] = row[b * 34 + 2 + (size_t)i] ^ 0x80;
         }
     }
     *off += q8r_bytes(w);

@@ -35,7 +35,8 @@ typedef struct model_weight {
     int64_t rows, cols;
     const void *data; /* row-major, borrowed from a mapping or owned by the model */
     const float *q8_scale; /* Q8_0 repacked for the CPU (model_repack_q8): data is then
-                              (rows, cols) int8 and this (rows, cols / 32) f32; else NULL */
+                              (rows, cols) bytes holding w + 128 (offset binary, the unsigned
+                              operand of VNNI) and this (rows, cols / 32) f32; else NULL */
 } model_weight;
 
 typedef struct model_layer {

@@ -30,7 +30,7 @@ check() { # name model_dir n_tokens vocab [extra smolrun flags...]
         ok $PY tests/reference/compare_logits.py "$T/ours.f32" "$T/ref.f32" "$vocab" 1e-3 "$name n=$n simd=$simd prefill"
     done
     if [ "$n" -eq 300 ]; then
-        for simd in avx512 0; do
+        for simd in avx512 avx2 0; do
             SMOLDOC_SIMD=$simd $SR logits --model "$dir" --ids "$I" --out "$T/q8.f32" --all --kv f32 --weights q8_0 "$@" &&
                 ok $PY tests/reference/compare_logits.py "$T/q8.f32" "$T/ref.f32" "$vocab" 2e-2 "$name n=$n simd=$simd q8_0" 0.95
         done

@@ -1,0 +1,174 @@
+/* test_kernels.c - kern_matmul at every SIMD level against a double-precision
+ * product of the same semantics: F32, F16 and BF16 weights with f32 activations;
+ * Q8_0 both in GGUF's 34-byte blocks and repacked (offset-binary int8 rows plus
+ * f32 scales, model_repack_q8's layout), where the SIMD paths quantize the
+ * activations per 32-block and the reference does the same. Shapes cover one
+ * and several tokens, rows not a multiple of the tile, an odd number of blocks
+ * per row (VNNI's fallback) and block counts that are and are not multiples of
+ * the VNNI kernel's 16-block groups. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtype.h"
+#include "kernels.h"
+#include "sd.h"
+#include "test.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* The activation quantization kern_matmul applies on its Q8_0 SIMD paths. */
+static void quant_x(const float *x, size_t n, int8_t *q, float *d) {
+    for (size_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+        d[b] = amax / 127.0f;
+        float id = d[b] ? 1.0f / d[b] : 0.0f;
+        for (int i = 0; i < 32; i++) q[b * 32 + i] = (int8_t)lrintf(x[b * 32 + i] * id);
+    }
+}
+
+/* Max |y - ref| relative to max |ref| over the outputs. */
+static double rel_err(const float *y, const double *ref, size_t n) {
+    double e = 0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(y[i] - ref[i]));
+        m = fmax(m, fabs(ref[i]));
+    }
+    return e / m;
+}
+
+static const kern_simd levels[] = {KERN_SIMD_AVX512, KERN_SIMD_AVX2, KERN_SIMD_SCALAR};
+
+static void run(const model_weight *w, const float *x, size_t n, const double *ref, const double *ref_q8, double tol,
+                const char *what) {
+    const size_t R = (size_t)w->rows;
+    float *y = xmalloc(n * R * sizeof *y), *y0 = xmalloc(n * R * sizeof *y0);
+    double *ref2 = xmalloc(n * R * sizeof *ref2);
+    for (size_t l = 0; l < sizeof levels / sizeof *levels; l++) {
+        kern_simd got = kern_set_simd(levels[l]);
+        (void)got;
+        if (kern_simd_level() != levels[l]) continue; /* the CPU lacks it */
+        /* repacked Q8_0 on a SIMD path quantizes x; the scalar path does not */
+        const double *r = ref_q8 && levels[l] != KERN_SIMD_SCALAR ? ref_q8 : ref;
+        kern_matmul(y, x, n, w, 0, KERN_COMPUTE_EXACT);
+        double e = rel_err(y, r, n * R);
+        CHECK_MSG(e < tol, "%s K=%lld R=%lld n=%zu simd=%s: rel err %.3g", what, (long long)w->cols, (long long)w->rows,
+                  n, kern_simd_name(), e);
+        /* accumulate mode adds to what is there */
+        for (size_t i = 0; i < n * R; i++) { y0[i] = frand(); ref2[i] = r[i] + y0[i]; }
+        memcpy(y, y0, n * R * sizeof *y);
+        kern_matmul(y, x, n, w, 1, KERN_COMPUTE_EXACT);
+        e = rel_err(y, ref2, n * R);
+        CHECK_MSG(e < tol, "%s accumulate K=%lld n=%zu simd=%s: rel err %.3g", what, (long long)w->cols, n,
+                  kern_simd_name(), e);
+    }
+    kern_set_simd(KERN_SIMD_AVX512);
+    free(y), free(y0), free(ref2);
+}
+
+static void shape(size_t K, size_t R, size_t n) {
+    const size_t nb = K / 32;
+    float *wf = xmalloc(R * K * sizeof *wf), *x = xmalloc(n * K * sizeof *x);
+    for (size_t i = 0; i < R * K; i++) wf[i] = frand() * 0.5f;
+    for (size_t i = 0; i < n * K; i++) x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
+    double *ref = xmalloc(n * R * sizeof *ref), *refq = xmalloc(n * R * sizeof *refq);
+
+    /* BF16, F16, F32 weights */
+    uint16_t *wb = xmalloc(R * K * 2), *wh = xmalloc(R * K * 2);
+    for (size_t i = 0; i < R * K; i++) { wb[i] = f32_to_bf16(wf[i]); wh[i] = f32_to_f16(wf[i]); }
+    const struct { sd_dtype dt; const void *data; const char *name; } plain[] = {
+        {SD_DT_BF16, wb, "bf16"}, {SD_DT_F16, wh, "f16"}, {SD_DT_F32, wf, "f32"}};
+    for (size_t k = 0; k < 3; k++) {
+        model_weight w = {plain[k].dt, (int64_t)R, (int64_t)K, plain[k].data, NULL};
+        for (size_t t = 0; t < n; t++)
+            for (size_t r = 0; r < R; r++) {
+                double s = 0;
+                for (size_t i = 0; i < K; i++) {
+                    double wv = k == 0 ? bf16_to_f32(wb[r * K + i]) : k == 1 ? f16_to_f32(wh[r * K + i]) : wf[r * K + i];
+                    s += wv * x[t * K + i];
+                }
+                ref[t * R + r] = s;
+            }
+        run(&w, x, n, ref, NULL, 1e-5, plain[k].name);
+    }
+    /* BF16 compute (AVX512-BF16): activations rounded to bf16 (nearest even, as
+     * f32_to_bf16), exact products summed in f32 */
+    if (kern_has_bf16_dot() && K % 32 == 0) {
+        model_weight w = {SD_DT_BF16, (int64_t)R, (int64_t)K, wb, NULL};
+        for (size_t t = 0; t < n; t++)
+            for (size_t r = 0; r < R; r++) {
+                double s = 0;
+                for (size_t i = 0; i < K; i++) s += (double)bf16_to_f32(wb[r * K + i]) * bf16_to_f32(f32_to_bf16(x[t * K + i]));
+                ref[t * R + r] = s;
+            }
+        float *y = xmalloc(n * R * sizeof *y);
+        kern_matmul(y, x, n, &w, 0, KERN_COMPUTE_BF16);
+        double e = rel_err(y, ref, n * R);
+        CHECK_MSG(e < 1e-5, "bf16 compute K=%zu R=%zu n=%zu: rel err %.3g", K, R, n, e);
+        free(y);
+    }
+
+    if (K % 32 == 0) {
+        /* Q8_0: GGUF blocks, and the repacked layout */
+        uint8_t *blk = xmalloc(R * nb * 34);
+        for (size_t r = 0; r < R; r++) kern_quantize_q8_0(blk + r * nb * 34, wf + r * K, K);
+        uint8_t *rq = aligned_alloc(64, (R * K + 63) / 64 * 64);
+        float *rs = xmalloc(R * nb * sizeof *rs);
+        for (size_t r = 0; r < R; r++)
+            for (size_t b = 0; b < nb; b++) {
+                const uint8_t *s = blk + (r * nb + b) * 34;
+                uint16_t h;
+                memcpy(&h, s, 2);
+                rs[r * nb + b] = f16_to_f32(h);
+                for (int i = 0; i < 32; i++) rq[r * K + b * 32 + i] = s[2 + i] ^ 0x80;
+            }
+        int8_t *xq = xmalloc(n * K);
+        float *xd = xmalloc(n * nb * sizeof *xd);
+        quant_x(x, n * K, xq, xd);
+        for (size_t t = 0; t < n; t++)
+            for (size_t r = 0; r < R; r++) {
+                double s = 0, sq = 0;
+                for (size_t b = 0; b < nb; b++) {
+                    double d = rs[r * nb + b], dot = 0;
+                    int64_t idot = 0;
+                    for (int i = 0; i < 32; i++) {
+                        int8_t wq = (int8_t)blk[(r * nb + b) * 34 + 2 + i];
+                        dot += (double)wq * x[t * K + b * 32 + i];
+                        idot += (int64_t)wq * xq[t * K + b * 32 + i];
+                    }
+                    s += d * dot;
+                    sq += d * (double)xd[t * nb + b] * (double)idot;
+                }
+                ref[t * R + r] = s;
+                refq[t * R + r] = sq;
+            }
+        model_weight wg = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, blk, NULL};
+        run(&wg, x, n, ref, NULL, 1e-5, "q8_0 blocks");
+        model_weight wr = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, rq, rs};
+        run(&wr, x, n, ref, refq, 1e-5, "q8_0 repacked");
+        /* the quantized-activation product stays near the exact one (random dot
+         * products cancel heavily, so the bound is loose) */
+        double far = 0, m = 1e-30;
+        for (size_t i = 0; i < n * R; i++) { far = fmax(far, fabs(ref[i] - refq[i])); m = fmax(m, fabs(ref[i])); }
+        CHECK_MSG(far / m < 0.1, "q8_0 activation quantization error %.3g at K=%zu", far / m, K);
+        free(blk), free(rq), free(rs), free(xq), free(xd);
+    }
+    free(wf), free(x), free(ref), free(refq), free(wb), free(wh);
+}
+
+int main(void) {
+    printf("kernels: best SIMD path here: %s\n", kern_simd_name());
+    const size_t Ks[] = {64, 96, 544, 1088, 2048, 11008};
+    const size_t Rs[] = {1, 5, 67};
+    const size_t ns[] = {1, 2, 3, 6};
+    for (size_t a = 0; a < sizeof Ks / sizeof *Ks; a++)
+        for (size_t b = 0; b < sizeof Rs / sizeof *Rs; b++)
+            for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) shape(Ks[a], Rs[b], ns[c]);
+    return test_done();
+}
