@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_cpu.h"
 #include "kernels.h"
 
 typedef struct cpu_backend {
@@ -21,8 +22,7 @@ typedef struct cpu_backend {
     float *x, *h, *q, *k, *v, *att, *g, *u; /* (max_batch, ...) */
     float *cosb, *sinb;                     /* (max_batch, head_dim / 2) */
     float *norms;       /* f32 norm weights: (n_layer, 2, hidden) then final (hidden) */
-    float *att_scratch; /* per thread: att_stride floats (accumulators, tile scores) */
-    size_t att_stride;
+    attn_cpu *attn;     /* attention scratch, per thread */
     int n_threads;
     kern_compute mode;
 } cpu_backend;
@@ -57,63 +57,20 @@ static void kv_put(uint8_t *row, const float *src, int n, sd_dtype dt) {
     for (int i = 0; i < n; i++) d[i] = f32_to_bf16(src[i]);
 }
 
-/* Causal attention of the batch's queries over positions [0, pos0 + t], tiled
- * by ATT_TILE positions with an online softmax (flash-attention order: memory
- * independent of the context length, one rescale per tile). The query heads of
- * one KV head are processed together so each K and V row is read once. */
-#define ATT_TILE 64
-
+/* Causal attention of the batch's queries over the cached positions [0, pos0 + t]
+ * of layer l (attn_cpu.c has the tiling). */
 static void attention(cpu_backend *cb, int l, const backend_batch *bt) {
     const model_config *c = &cb->base.m->cfg;
-    const int hd = c->head_dim, nh = c->n_head, nkv = c->n_kv_head, grp = nh / nkv;
-    const size_t bs = (size_t)cb->base.p.kv_block_size, qd = (size_t)nh * hd;
-    const sd_dtype dt = cb->base.p.kv_dtype;
-    const size_t es = dt == SD_DT_F32 ? 4 : 2, goff = (size_t)hd * es;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const long n_items = (long)bt->n * nkv;
-#pragma omp parallel num_threads(cb->n_threads)
-    {
-        float *acc = cb->att_scratch + (size_t)omp_get_thread_num() * cb->att_stride;
-        float *sc = acc + (size_t)grp * hd; /* (grp, ATT_TILE) */
-        float mx[64], sum[64];
-#pragma omp for schedule(dynamic, 1)
-        for (long it = 0; it < n_items; it++) {
-            size_t t = (size_t)(it / nkv);
-            int g = (int)(it % nkv);
-            size_t p_end = bt->pos0 + t + 1;
-            const float *q = cb->q + t * qd + (size_t)g * grp * hd;
-            for (int j = 0; j < grp; j++) { mx[j] = -INFINITY; sum[j] = 0; }
-            memset(acc, 0, (size_t)grp * hd * sizeof(float));
-            for (size_t p0 = 0; p0 < p_end; p0 += ATT_TILE) {
-                int nb = (int)(p_end - p0 < ATT_TILE ? p_end - p0 : ATT_TILE);
-                for (int i = 0; i < nb; i++) {
-                    size_t p = p0 + (size_t)i;
-                    const uint8_t *kr = kv_row(cb, bt->block_table[p / bs], l, 0, p % bs) + (size_t)g * goff;
-                    for (int j = 0; j < grp; j++) sc[j * ATT_TILE + i] = kern_dot_kv(q + (size_t)j * hd, kr, dt, hd) * scale;
-                }
-                for (int j = 0; j < grp; j++) {
-                    float *s = sc + j * ATT_TILE, bm = s[0];
-                    for (int i = 1; i < nb; i++) bm = s[i] > bm ? s[i] : bm;
-                    if (bm > mx[j]) {
-                        float corr = expf(mx[j] - bm); /* 0 on the first tile */
-                        sum[j] *= corr;
-                        float *a = acc + (size_t)j * hd;
-                        for (int i = 0; i < hd; i++) a[i] *= corr;
-                        mx[j] = bm;
-                    }
-                    for (int i = 0; i < nb; i++) { s[i] = expf(s[i] - mx[j]); sum[j] += s[i]; }
-                }
-                for (int i = 0; i < nb; i++) {
-                    size_t p = p0 + (size_t)i;
-                    const uint8_t *vr = kv_row(cb, bt->block_table[p / bs], l, 1, p % bs) + (size_t)g * goff;
-                    for (int j = 0; j < grp; j++) kern_axpy_kv(acc + (size_t)j * hd, sc[j * ATT_TILE + i], vr, dt, hd);
-                }
-            }
-            float *out = cb->att + t * qd + (size_t)g * grp * hd;
-            for (int j = 0; j < grp; j++)
-                for (int i = 0; i < hd; i++) out[(size_t)j * hd + i] = acc[(size_t)j * hd + i] / sum[j];
-        }
-    }
+    attn_cpu_kv kv = {
+        .k = kv_row(cb, 0, l, 0, 0),
+        .v = kv_row(cb, 0, l, 1, 0),
+        .block_stride = cb->block_bytes,
+        .row_stride = (size_t)c->n_kv_head * c->head_dim * (cb->base.p.kv_dtype == SD_DT_F32 ? 4 : 2),
+        .block_size = cb->base.p.kv_block_size,
+        .block_table = bt->block_table,
+        .dtype = cb->base.p.kv_dtype,
+    };
+    attn_cpu_run(cb->attn, cb->att, cb->q, bt->n, bt->pos0, &kv);
 }
 
 static int cpu_forward(backend *b, const backend_batch *bt, sd_err *err) {
@@ -197,7 +154,8 @@ static void cpu_free(backend *b) {
     free(cb->inv_freq);
     free(cb->x); free(cb->h); free(cb->q); free(cb->k); free(cb->v);
     free(cb->att); free(cb->g); free(cb->u); free(cb->cosb); free(cb->sinb);
-    free(cb->norms); free(cb->att_scratch);
+    free(cb->norms);
+    attn_cpu_free(cb->attn);
     free(cb);
 }
 
@@ -218,8 +176,6 @@ int backend_cpu_new(const model *m, const backend_params *p, backend **out, sd_e
         return sd_seterr(err, SD_EINVAL, "backend_cpu: KV dtype %s not supported (F32, BF16 are)", dtype_name(p->kv_dtype));
     if (p->kv_block_size < 1 || p->kv_blocks < 1 || p->max_batch < 1)
         return sd_seterr(err, SD_EINVAL, "backend_cpu: block size, block count and max batch must be positive");
-    if (c->n_head / c->n_kv_head > 64)
-        return sd_seterr(err, SD_EINVAL, "backend_cpu: GQA group of %d heads exceeds 64", c->n_head / c->n_kv_head);
     cpu_backend *cb = xcalloc(1, sizeof *cb);
     cb->base.ops = &cpu_ops;
     cb->base.m = m;
@@ -252,9 +208,8 @@ int backend_cpu_new(const model *m, const backend_params *p, backend **out, sd_e
     cb->mode = p->compute_bf16 ? KERN_COMPUTE_BF16 : KERN_COMPUTE_EXACT;
     size_t Hd = (size_t)c->hidden;
     cb->norms = alloc_f((size_t)c->n_layer * 2 + 1, Hd, &bad);
-    cb->att_stride = (size_t)(c->n_head / c->n_kv_head) * ((size_t)c->head_dim + ATT_TILE);
-    cb->att_scratch = alloc_f((size_t)cb->n_threads, cb->att_stride, &bad);
-    if (bad) {
+    cb->attn = attn_cpu_new(c->n_head, c->n_kv_head, c->head_dim, cb->n_threads);
+    if (bad || !cb->attn) {
         cpu_free(&cb->base);
         return sd_seterr(err, SD_ENOMEM, "backend_cpu: cannot allocate norm weights and attention scratch");
     }
