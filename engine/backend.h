@@ -18,7 +18,7 @@ typedef struct backend_params {
     int kv_blocks;      /* blocks in the pool */
     sd_dtype kv_dtype;  /* SD_DT_BF16 (default) or SD_DT_F32 */
     int max_batch;      /* most tokens per forward call (scratch size) */
-    int compute_bf16;   /* CPU: bf16 activations in BF16 products */
+    int compute_fast;   /* CPU: activations at llama.cpp's precision (kernels.h KERN_COMPUTE_FAST) */
 } backend_params;
 
 /* One forward call: n new tokens of one sequence, at positions pos0..pos0+n-1,

@@ -205,7 +205,7 @@ int backend_cpu_new(const model *m, const backend_params *p, backend **out, sd_e
         return sd_seterr(err, SD_ENOMEM, "backend_cpu: cannot allocate scratch for %d tokens", p->max_batch);
     }
     cb->n_threads = p->n_threads > 0 ? p->n_threads : omp_get_max_threads();
-    cb->mode = p->compute_bf16 ? KERN_COMPUTE_BF16 : KERN_COMPUTE_EXACT;
+    cb->mode = p->compute_fast ? KERN_COMPUTE_FAST : KERN_COMPUTE_EXACT;
     size_t Hd = (size_t)c->hidden;
     cb->norms = alloc_f((size_t)c->n_layer * 2 + 1, Hd, &bad);
     cb->attn = attn_cpu_new(c->n_head, c->n_kv_head, c->head_dim, cb->n_threads);

@@ -84,7 +84,7 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
     }
     backend_params bp = {.n_threads = p->n_threads, .device = p->device, .kv_block_size = p->kv_block_size,
                          .kv_blocks = (int)n_blocks, .kv_dtype = p->kv_dtype, .max_batch = p->max_batch,
-                         .compute_bf16 = p->compute_bf16};
+                         .compute_fast = p->compute_fast};
     int want_cuda = !strcmp(p->backend, "cuda"), want_auto = !strcmp(p->backend, "auto");
     if (!want_cuda && !want_auto && strcmp(p->backend, "cpu")) {
         sd_seterr(err, SD_EINVAL, "engine: unknown backend '%s' (auto, cpu, cuda)", p->backend);

@@ -21,7 +21,7 @@ typedef struct engine_params {
     int max_batch;          /* prefill chunk in tokens (default 256) */
     int weights_mmap;       /* CPU: 1 = compute from the file mapping; 0 (default) = copy to RAM */
     int weights_q8_0;       /* CPU: quantize matrices to Q8_0 at load */
-    int compute_bf16;       /* CPU: bf16 activations in BF16 products (kernels.h KERN_COMPUTE_BF16) */
+    int compute_fast;       /* CPU: activations at llama.cpp's precision (kernels.h KERN_COMPUTE_FAST) */
 } engine_params;
 
 engine_params engine_params_default(void);

@@ -400,13 +400,17 @@ void kern_axpy_kv(float *acc, float a, const void *v, sd_dtype dt, int n) {
 }
 
 #if defined(__x86_64__)
-/* ---- Q8_0 weights x Q8_0 activations: int8 dot products per 32-block ----
- * Activations are quantized per 32-block like the weights (as llama.cpp does
- * for Q8_0); each block's int32 dot is scaled by d_w * d_x. Repacked weights
+/* ---- Q8_0 weights x two-level int8 activations: int8 dot products per 32-block ----
+ * Activations are quantized per 32-block like the weights, in two levels: x is
+ * about d (q_hi + q_lo / 256), q_lo quantizing the residual of q_hi, so the
+ * activations keep about 16 bits where llama.cpp's Q8_0 x Q8_0 keeps 8 (which
+ * alone put the logits of random test models at 2% of their range, the issue's
+ * bound, where weight rounding alone gives 1.3%). Each block's exact int32
+ * 256 dot(w, q_hi) + dot(w, q_lo) is scaled by d_w * d / 256. Repacked weights
  * are stored offset-binary (u = w + 128, model_repack_q8), which is the unsigned
- * operand VNNI's vpdpbusd wants: sum u*x = sum w*x + 128 sum x, so each
- * accumulator starts at -128 * (its lanes' sum of x), precomputed once per
- * activation, and the int32 dot is exact. AVX2 has no such instruction with a
+ * operand VNNI's vpdpbusd wants: sum u*x = sum w*x + 128 sum x, so the low
+ * level's accumulator starts at -128 * (256 sum q_hi + sum q_lo) over its
+ * lanes, precomputed once per activation, and the int32 dot is exact. AVX2 has no such instruction with a
  * wide enough accumulator (vpmaddubsw saturates at 16 bits), so it flips u back
  * to w and multiplies |w| by x * sign(w). */
 #define T512Q __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -436,13 +440,18 @@ void kern_axpy_kv(float *acc, float a, const void *v, sd_dtype dt, int n) {
     {                                                                                                   \
         _mm_prefetch((const char *)wq##i + off + Q8V_PF, _MM_HINT_T1);                                        \
         __m512i wv = _mm512_load_si512((const void *)(wq##i + off));                                    \
-        A0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c0, wv, v0)), _mm512_permutexvar_ps(idx, S0), A0); \
-        if (NT == 2)                                                                                    \
-            A1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c1, wv, v1)), _mm512_permutexvar_ps(idx, S1), A1); \
+        __m512i d0 = LO ? _mm512_add_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(zero, wv, h0), 8), _mm512_dpbusd_epi32(c0, wv, l0)) \
+                        : _mm512_dpbusd_epi32(c0, wv, h0);                                              \
+        A0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(idx, S0), A0);                \
+        if (NT == 2) {                                                                                  \
+            __m512i d1 = LO ? _mm512_add_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(zero, wv, h1), 8), _mm512_dpbusd_epi32(c1, wv, l1)) \
+                            : _mm512_dpbusd_epi32(c1, wv, h1);                                          \
+            A1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(idx, S1), A1);            \
+        }                                                                                               \
     }
 
-T512Q static inline __attribute__((always_inline)) void q8v_tile(float *y, const int8_t *xq, const float *xd,
-                                                                 const int32_t *xc, size_t t, const int NT, int nr,
+T512Q static inline __attribute__((always_inline)) void q8v_tile(float *y, const int8_t *xq, const int8_t *xl, const float *xd,
+                                                                 const int32_t *xc, size_t t, const int NT, const int LO, int nr,
                                                                  const model_weight *w, int64_t r, int acc) {
     const size_t K = (size_t)w->cols, R = (size_t)w->rows, nb = K / 32;
     const size_t r0 = (size_t)r, r1 = (size_t)r + (nr > 1), r2 = (size_t)r + (nr > 2 ? 2 : 0), r3 = (size_t)r + (nr > 3 ? 3 : 0);
@@ -451,7 +460,8 @@ T512Q static inline __attribute__((always_inline)) void q8v_tile(float *y, const
     const float *ws0 = w->q8_scale + r0 * nb, *ws1 = w->q8_scale + r1 * nb, *ws2 = w->q8_scale + r2 * nb,
                 *ws3 = w->q8_scale + r3 * nb;
     const size_t t1 = t + (size_t)(NT - 1);
-    const int8_t *x0 = xq + t * K, *x1 = xq + t1 * K;
+    const int8_t *x0 = xq + t * K, *x1 = xq + t1 * K, *y0 = LO ? xl + t * K : x0, *y1 = LO ? xl + t1 * K : x1;
+    const __m512i zero = _mm512_setzero_si512();
     const int32_t *xc0 = xc + t * K / 4, *xc1 = xc + t1 * K / 4;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     const __m512i lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), two = _mm512_set1_epi32(2);
@@ -463,7 +473,8 @@ T512Q static inline __attribute__((always_inline)) void q8v_tile(float *y, const
         Q8V_SCALES(0, s0, u0) Q8V_SCALES(1, s1, u1) Q8V_SCALES(2, s2, u2) Q8V_SCALES(3, s3, u3)
         __m512i idx = lo;
         for (size_t off = g * 32; off < (g + (size_t)nbg) * 32; off += 64, idx = _mm512_add_epi32(idx, two)) {
-            const __m512i v0 = _mm512_loadu_si512((const void *)(x0 + off)), v1 = _mm512_loadu_si512((const void *)(x1 + off));
+            const __m512i h0 = _mm512_loadu_si512((const void *)(x0 + off)), h1 = _mm512_loadu_si512((const void *)(x1 + off));
+            const __m512i l0 = LO ? _mm512_loadu_si512((const void *)(y0 + off)) : h0, l1 = LO ? _mm512_loadu_si512((const void *)(y1 + off)) : h1;
             const __m512i c0 = _mm512_load_si512((const void *)(xc0 + off / 4)), c1 = _mm512_load_si512((const void *)(xc1 + off / 4));
             Q8V_ROW(0, a0, b0, s0, u0) Q8V_ROW(1, a1, b1, s1, u1) Q8V_ROW(2, a2, b2, s2, u2) Q8V_ROW(3, a3, b3, s3, u3)
         }
@@ -476,19 +487,26 @@ T512Q static inline __attribute__((always_inline)) void q8v_tile(float *y, const
     }
 }
 
-T512Q static void matmul_q8v_rows(float *y, const int8_t *xq, const float *xd, const int32_t *xc, size_t n,
+T512Q static void matmul_q8v_rows(float *y, const int8_t *xq, const int8_t *xl, const float *xd, const int32_t *xc, size_t n,
                                   const model_weight *w, int64_t r0, int64_t r1, int acc) {
     for (int64_t r = r0; r < r1; r += TR) {
         int nr = r1 - r < TR ? (int)(r1 - r) : TR;
         size_t t = 0;
-        for (; t + 2 <= n; t += 2) q8v_tile(y, xq, xd, xc, t, 2, nr, w, r, acc);
-        if (t < n) q8v_tile(y, xq, xd, xc, t, 1, nr, w, r, acc);
+        if (xl) {
+            for (; t + 2 <= n; t += 2) q8v_tile(y, xq, xl, xd, xc, t, 2, 1, nr, w, r, acc);
+            if (t < n) q8v_tile(y, xq, xl, xd, xc, t, 1, 1, nr, w, r, acc);
+        } else {
+            for (; t + 2 <= n; t += 2) q8v_tile(y, xq, xl, xd, xc, t, 2, 0, nr, w, r, acc);
+            if (t < n) q8v_tile(y, xq, xl, xd, xc, t, 1, 0, nr, w, r, acc);
+        }
     }
 }
 
-TQ2 static inline __m256 q8dot_avx2(__m256i aw, __m256i w, __m256i x) {
-    __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+TQ2 static inline __m256 q8dot_avx2(__m256i aw, __m256i w, __m256i xh, __m256i xl, int lo) {
+    __m256i ph = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xh, w));
+    if (!lo) return _mm256_cvtepi32_ps(_mm256_madd_epi16(ph, _mm256_set1_epi16(1)));
+    __m256i pl = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xl, w));
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(ph, _mm256_set1_epi16(256)), _mm256_madd_epi16(pl, _mm256_set1_epi16(1))));
 }
 
 /* AVX2: row i of the 4-row tile against block b: accumulators A (token 0) and
@@ -500,18 +518,20 @@ TQ2 static inline __m256 q8dot_avx2(__m256i aw, __m256i w, __m256i x) {
         float dw = ws[i][b];                                                                            \
         __m256i q = _mm256_xor_si256(_mm256_load_si256((const __m256i *)qp), flip);                     \
         __m256i aq = _mm256_sign_epi8(q, q);                                                            \
-        A = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), q8dot_avx2(aq, q, v0), A);                      \
-        if (NT == 2) C = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), q8dot_avx2(aq, q, v1), C);         \
+        A = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), q8dot_avx2(aq, q, v0, g0, lo), A);                      \
+        if (NT == 2) C = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), q8dot_avx2(aq, q, v1, g1, lo), C);         \
     }
 
 #define Q8R_BLOCKS(NT)                                                                                  \
     for (size_t b = 0; b < nb; b++) {                                                                   \
         __m256i v0 = _mm256_loadu_si256((const __m256i *)(x0 + b * 32));                                \
         __m256i v1 = NT == 2 ? _mm256_loadu_si256((const __m256i *)(x1 + b * 32)) : v0;                 \
+        __m256i g0 = lo ? _mm256_loadu_si256((const __m256i *)(l0 + b * 32)) : v0;                      \
+        __m256i g1 = lo && NT == 2 ? _mm256_loadu_si256((const __m256i *)(l1 + b * 32)) : g0;           \
         Q8R_ROW(NT, 0, a0, c0) Q8R_ROW(NT, 1, a1, c1) Q8R_ROW(NT, 2, a2, c2) Q8R_ROW(NT, 3, a3, c3)     \
     }
 
-TQ2 static void matmul_q8r_avx2_rows(float *y, const int8_t *xq, const float *xd, size_t n, const model_weight *w,
+TQ2 static void matmul_q8r_avx2_rows(float *y, const int8_t *xq, const int8_t *xl, const float *xd, size_t n, const model_weight *w,
                                      int64_t r0, int64_t r1, int acc) {
     const size_t K = (size_t)w->cols, R = (size_t)w->rows, nb = K / 32;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
@@ -528,6 +548,8 @@ TQ2 static void matmul_q8r_avx2_rows(float *y, const int8_t *xq, const float *xd
             int nt = n - t < 2 ? 1 : 2;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
             const int8_t *x0 = xq + t * K, *x1 = xq + (t + (size_t)(nt - 1)) * K;
+            const int lo = xl != NULL;
+            const int8_t *l0 = lo ? xl + t * K : x0, *l1 = lo ? xl + (t + (size_t)(nt - 1)) * K : x1;
             const float *d0 = xd + t * nb, *d1 = xd + (t + (size_t)(nt - 1)) * nb;
             if (nt == 2) { Q8R_BLOCKS(2) } else { Q8R_BLOCKS(1) }
             float s0[TR] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)};
@@ -559,41 +581,68 @@ T512 static void to_bf16_512(uint16_t *dst, const float *src, size_t n) {
 }
 #endif
 
-/* Activations to Q8_0, blocks [b, e): d = amax / 127, q = round-to-nearest-even
- * (x / d) as lrintf does, and the VNNI offset correction -128 x (sum of each 4
- * bytes). The AVX-512 version performs the same IEEE operations in the same
- * order, so both give identical bytes. */
-static void quant_q8_scalar(const float *x, int8_t *q, float *d, int32_t *c, size_t b, size_t e) {
+/* Activations to two-level Q8, blocks [b, e): d = amax / 127; q_hi = x / d
+ * rounded to nearest even (as lrintf); q_lo = (x - q_hi d) 256 / d rounded,
+ * clamped to +-127; the stored scale is d / 256; and the VNNI correction
+ * -128 (256 sum q_hi + sum q_lo) over each 4 bytes. The AVX-512 version does the
+ * same IEEE operations in the same order (no fused multiply-adds), so both give
+ * identical bytes. */
+static void quant_q8_scalar(const float *x, int8_t *qh, int8_t *ql, float *d, int32_t *c, size_t b, size_t e) {
+    const int two = ql != NULL;
     for (; b < e; b++) {
         const float *xs = x + b * 32;
-        int8_t *qs = q + b * 32;
+        int8_t *hs = qh + b * 32, *ls = two ? ql + b * 32 : NULL;
         float amax = 0;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xs[i]));
-        float db = amax / 127.0f, id = db ? 1.0f / db : 0.0f;
-        d[b] = db;
-        for (int i = 0; i < 32; i++) qs[i] = (int8_t)lrintf(xs[i] * id);
-        for (int i = 0; i < 8; i++) c[b * 8 + (size_t)i] = -128 * (qs[4 * i] + qs[4 * i + 1] + qs[4 * i + 2] + qs[4 * i + 3]);
+        float db = amax / 127.0f, id = db ? 1.0f / db : 0.0f, id256 = id * 256.0f;
+        d[b] = two ? db * (1.0f / 256.0f) : db;
+        for (int i = 0; i < 32; i++) {
+            long h = lrintf(xs[i] * id);
+            hs[i] = (int8_t)h;
+            if (two) {
+                long l = lrintf((xs[i] - (float)h * db) * id256);
+                ls[i] = (int8_t)(l > 127 ? 127 : l < -127 ? -127 : l);
+            }
+        }
+        for (int i = 0; i < 8; i++) {
+            int sh = hs[4 * i] + hs[4 * i + 1] + hs[4 * i + 2] + hs[4 * i + 3];
+            int sl = two ? ls[4 * i] + ls[4 * i + 1] + ls[4 * i + 2] + ls[4 * i + 3] : 0;
+            c[b * 8 + (size_t)i] = two ? -128 * (256 * sh + sl) : -128 * sh;
+        }
     }
 }
 
 #if defined(__x86_64__)
-T512 static void quant_q8_512(const float *x, int8_t *q, float *d, int32_t *c, size_t b, size_t e) {
+/* sums of each 4 consecutive int32 of (lo, hi): 8 results */
+T512 static inline __m256i sum4_512(__m512i lo, __m512i hi) {
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+                  od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512i s = _mm512_add_epi32(_mm512_permutex2var_epi32(lo, ev, hi), _mm512_permutex2var_epi32(lo, od, hi));
+    s = _mm512_permutexvar_epi32(_mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0), s);
+    return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+}
+
+T512 static void quant_q8_512(const float *x, int8_t *qh, int8_t *ql, float *d, int32_t *c, size_t b, size_t e) {
+    const int two = ql != NULL;
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
     for (; b < e; b++) {
         const float *xs = x + b * 32;
-        __m512 lo = _mm512_loadu_ps(xs), hi = _mm512_loadu_ps(xs + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
-        float db = amax / 127.0f, id = db ? 1.0f / db : 0.0f;
-        d[b] = db;
-        __m512 vid = _mm512_set1_ps(id);
-        __m512i il = _mm512_cvtps_epi32(_mm512_mul_ps(lo, vid)), ih = _mm512_cvtps_epi32(_mm512_mul_ps(hi, vid));
-        _mm_storeu_si128((__m128i *)(q + b * 32), _mm512_cvtsepi32_epi8(il));
-        _mm_storeu_si128((__m128i *)(q + b * 32 + 16), _mm512_cvtsepi32_epi8(ih));
-        /* sums of 4 consecutive values: add pairs twice via 64-bit lanes */
-        __m512i s = _mm512_add_epi32(_mm512_permutex2var_epi32(il, _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0), ih),
-                                     _mm512_permutex2var_epi32(il, _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1), ih));
-        __m256i s4 = _mm256_add_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0), s)),
-                                      _mm512_extracti64x4_epi64(_mm512_permutexvar_epi32(_mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0), s), 1));
-        _mm256_storeu_si256((__m256i *)(c + b * 8), _mm256_mullo_epi32(s4, _mm256_set1_epi32(-128)));
+        __m512 v[2] = {_mm512_loadu_ps(xs), _mm512_loadu_ps(xs + 16)};
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+        float db = amax / 127.0f, id = db ? 1.0f / db : 0.0f, id256 = id * 256.0f;
+        d[b] = two ? db * (1.0f / 256.0f) : db;
+        __m512i h[2], l[2];
+        for (int k = 0; k < 2; k++) {
+            h[k] = _mm512_cvtps_epi32(_mm512_mul_ps(v[k], _mm512_set1_ps(id)));
+            _mm_storeu_si128((__m128i *)(qh + b * 32 + 16 * k), _mm512_cvtsepi32_epi8(h[k]));
+            if (!two) continue;
+            __m512 r = _mm512_sub_ps(v[k], _mm512_mul_ps(_mm512_cvtepi32_ps(h[k]), _mm512_set1_ps(db)));
+            l[k] = _mm512_min_epi32(lim, _mm512_max_epi32(nlim, _mm512_cvtps_epi32(_mm512_mul_ps(r, _mm512_set1_ps(id256)))));
+            _mm_storeu_si128((__m128i *)(ql + b * 32 + 16 * k), _mm512_cvtsepi32_epi8(l[k]));
+        }
+        __m256i sc = sum4_512(h[0], h[1]);
+        if (two) sc = _mm256_add_epi32(_mm256_slli_epi32(sc, 8), sum4_512(l[0], l[1]));
+        _mm256_storeu_si256((__m256i *)(c + b * 8), _mm256_mullo_epi32(sc, _mm256_set1_epi32(-128)));
     }
 }
 #endif
@@ -604,7 +653,7 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     kern_simd lvl = detect();
     if (lvl == KERN_SIMD_AVX512 && K % 16) lvl = KERN_SIMD_AVX2;
     if (lvl == KERN_SIMD_AVX2 && K % 8) lvl = KERN_SIMD_SCALAR;
-    int bf16dot = mode == KERN_COMPUTE_BF16 && has_bf16 && lvl == KERN_SIMD_AVX512 && w->dtype == SD_DT_BF16 && K % 32 == 0;
+    int bf16dot = mode == KERN_COMPUTE_FAST && has_bf16 && lvl == KERN_SIMD_AVX512 && w->dtype == SD_DT_BF16 && K % 32 == 0;
     const uint16_t *xb = NULL;
     if (bf16dot) { /* round activations to bf16 once, shared by all threads */
         static uint16_t *xbuf;
@@ -623,34 +672,38 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     /* Q8_0 in GGUF's 34-byte blocks (not repacked) takes the scalar path. */
     int q8q8 = w->dtype == SD_DT_Q8_0 && w->q8_scale && lvl >= KERN_SIMD_AVX2 && K % 32 == 0;
     int vnni = q8q8 && lvl == KERN_SIMD_AVX512 && has_vnni && K % 64 == 0;
-    const int8_t *xq = NULL;
+    const int8_t *xq = NULL, *xl = NULL;
     const float *xd = NULL;
     const int32_t *xc = NULL;
+    const int two = mode == KERN_COMPUTE_EXACT; /* two-level activations (kernels.c's Q8_0 notes) */
     if (q8q8) { /* quantize activations per 32-block once, shared by all threads */
-        static int8_t *qbuf;
+        static int8_t *qbuf, *lbuf;
         static float *dbuf;
         static int32_t *cbuf;
         static size_t qcap;
         if (n * K > qcap) {
             free(qbuf);
+            free(lbuf);
             free(dbuf);
             free(cbuf);
             qcap = n * K;
             qbuf = aligned_alloc(64, (qcap + 63) & ~(size_t)63);
+            lbuf = aligned_alloc(64, (qcap + 63) & ~(size_t)63);
             dbuf = malloc(qcap / 32 * sizeof *dbuf);
             cbuf = aligned_alloc(64, (qcap + 63) & ~(size_t)63); /* qcap / 4 int32 */
-            if (!qbuf || !dbuf || !cbuf) abort();
+            if (!qbuf || !lbuf || !dbuf || !cbuf) abort();
         }
         const size_t nblk = n * K / 32;
 #pragma omp parallel for schedule(static) if (nblk >= 4096)
         for (size_t b = 0; b < nblk; b += 64) {
             size_t e = b + 64 < nblk ? b + 64 : nblk;
 #if defined(__x86_64__)
-            if (lvl == KERN_SIMD_AVX512) { quant_q8_512(x, qbuf, dbuf, cbuf, b, e); continue; }
+            if (lvl == KERN_SIMD_AVX512) { quant_q8_512(x, qbuf, two ? lbuf : NULL, dbuf, cbuf, b, e); continue; }
 #endif
-            quant_q8_scalar(x, qbuf, dbuf, cbuf, b, e);
+            quant_q8_scalar(x, qbuf, two ? lbuf : NULL, dbuf, cbuf, b, e);
         }
         xq = qbuf;
+        xl = two ? lbuf : NULL;
         xd = dbuf;
         xc = cbuf;
     }
@@ -660,8 +713,8 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     for (int64_t c = 0; c < n_chunks; c++) {
         int64_t r0 = c * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
 #if defined(__x86_64__)
-        if (vnni) matmul_q8v_rows(y, xq, xd, xc, n, w, r0, r1, acc);
-        else if (q8q8) matmul_q8r_avx2_rows(y, xq, xd, n, w, r0, r1, acc);
+        if (vnni) matmul_q8v_rows(y, xq, xl, xd, xc, n, w, r0, r1, acc);
+        else if (q8q8) matmul_q8r_avx2_rows(y, xq, xl, xd, n, w, r0, r1, acc);
         else if (bf16dot) matmul_bf16dot_rows(y, xb, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX512) matmul_avx512_rows(y, x, n, w, r0, r1, acc);
         else if (lvl == KERN_SIMD_AVX2) matmul_avx2_rows(y, x, n, w, r0, r1, acc);

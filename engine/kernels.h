@@ -13,14 +13,16 @@ typedef enum kern_simd {
     KERN_SIMD_AVX512 = 2,
 } kern_simd;
 
-/* How matrix products treat activations. EXACT multiplies f32 activations by
- * the widened weights (the reference semantics). BF16 rounds activations to
- * bf16 and uses the CPU's bf16 dot product (AVX512-BF16), as llama.cpp does for
- * BF16 weights: about twice the prefill rate, at bf16 precision. BF16 falls back
- * to EXACT where the CPU lacks AVX512-BF16 or the weights are not BF16. */
+/* How matrix products treat activations. EXACT keeps them at (about) f32
+ * precision: f32 activations times the widened weights (the reference
+ * semantics), or for repacked Q8_0 weights two-level int8 activations (about 16
+ * bits, see kernels.c). FAST uses llama.cpp's precision: BF16 weights take
+ * activations rounded to bf16 and the CPU's bf16 dot product (AVX512-BF16, about
+ * twice the prefill rate; EXACT where the CPU lacks it), Q8_0 weights take
+ * activations quantized to 8 bits per 32-block (Q8_0 x Q8_0). */
 typedef enum kern_compute {
     KERN_COMPUTE_EXACT = 0,
-    KERN_COMPUTE_BF16 = 1,
+    KERN_COMPUTE_FAST = 1,
 } kern_compute;
 
 /* The path kern_matmul takes ("avx512", "avx512bf16", "avx2", "scalar"). */

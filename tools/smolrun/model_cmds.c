@@ -79,7 +79,7 @@ typedef struct run_opts {
     int block;
     int chunk;
     int max_ctx;
-    int q8_0, compute_bf16, mmap;
+    int q8_0, compute_fast, mmap;
 } run_opts;
 
 /* Consumes a shared option at argv[*i]; 1 if consumed, 0 if not, -1 on error. */
@@ -100,9 +100,9 @@ static int run_opt(const char *cmd, int argc, char **argv, int *i, run_opts *o) 
         else { fprintf(stderr, "smolrun %s: --weights is native or q8_0\n", cmd); return -1; }
     } else if (!strcmp(a, "--compute")) {
         if (!v) goto missing;
-        if (!strcmp(v, "bf16")) o->compute_bf16 = 1;
-        else if (!strcmp(v, "exact")) o->compute_bf16 = 0;
-        else { fprintf(stderr, "smolrun %s: --compute is exact or bf16\n", cmd); return -1; }
+        if (!strcmp(v, "fast") || !strcmp(v, "bf16")) o->compute_fast = 1;
+        else if (!strcmp(v, "exact")) o->compute_fast = 0;
+        else { fprintf(stderr, "smolrun %s: --compute is exact or fast\n", cmd); return -1; }
     } else if (!strcmp(a, "--kv")) {
         if (!v) goto missing;
         if (!strcmp(v, "f32")) o->kv_dtype = SD_DT_F32;
@@ -125,8 +125,9 @@ missing:
     "  --chunk N          prefill chunk in tokens (default 256)\n" \
     "  --ctx N            context limit (default: the model's)\n" \
     "  --weights W        native (default: as stored) or q8_0 (quantized at load)\n" \
-    "  --compute C        exact (default: f32 activations) or bf16 (bf16 activations in\n" \
-    "                     BF16 products, AVX512-BF16; llama.cpp's precision, faster prefill)\n" \
+    "  --compute C        exact (default: f32 activations; about 16-bit ones for Q8_0) or\n" \
+    "                     fast (llama.cpp's precision: bf16 activations with BF16 weights on\n" \
+    "                     AVX512-BF16, 8-bit activations with Q8_0 weights; bf16 = fast)\n" \
     "  --mmap             compute from the file mapping instead of a copy in RAM\n"
 
 static engine *open_engine(const char *cmd, const run_opts *o) {
@@ -140,7 +141,7 @@ static engine *open_engine(const char *cmd, const run_opts *o) {
     if (o->chunk) p.max_batch = o->chunk;
     p.max_ctx = o->max_ctx;
     p.weights_q8_0 = o->q8_0;
-    p.compute_bf16 = o->compute_bf16;
+    p.compute_fast = o->compute_fast;
     p.weights_mmap = o->mmap;
     sd_err err = {0};
     engine *e = engine_new(&p, &err);
@@ -554,7 +555,7 @@ int cmd_bench(int argc, char **argv) {
         }
     printf("{\"engine\":\"smoldoc\",\"backend\":\"%s\",\"simd\":\"%s\",\"weights\":\"%s\",\"compute\":\"%s\",\"threads\":%d,\"prompt\":%ld,\"gen\":%ld,"
            "\"reps\":%ld,\"prefill_tps\":%.3f,\"decode_tps\":%.3f,\"weight_bytes\":%zu}\n",
-           engine_backend_name(e), kern_simd_name(), o.q8_0 ? "q8_0" : "native", o.compute_bf16 ? "bf16" : "exact", o.threads, np, ng, reps, pt[reps / 2], dt[reps / 2], engine_weight_bytes(e));
+           engine_backend_name(e), kern_simd_name(), o.q8_0 ? "q8_0" : "native", o.compute_fast ? "fast" : "exact", o.threads, np, ng, reps, pt[reps / 2], dt[reps / 2], engine_weight_bytes(e));
 out:
     free(pt); free(dt); free(lg); free(ids);
     engine_free(e);
