@@ -30,6 +30,7 @@ static const setting table[] = {
     {"log-file", ST_STR, OFF(log_file), "-", 0, 0, "log file (\"-\" = stderr); SIGHUP reopens it"},
     {"log-level", ST_STR, OFF(log_level), "info", 0, 0, "error, warn, info or debug"},
     {"backend", ST_STR, OFF(backend), "auto", 0, 0, "compute backend: auto, cpu or cuda"},
+    {"device", ST_INT, OFF(device), "0", 0, 255, "CUDA device index (backend cuda or auto)"},
     {"threads", ST_INT, OFF(threads), "0", 0, 4096, "CPU threads for the engine (0 = all cores)"},
     {"max-ctx", ST_INT, OFF(max_ctx), "0", 0, 1 << 20, "context length in tokens (0 = the model's)"},
     {"kv-budget-mb", ST_INT, OFF(kv_budget_mb), "0", 0, 1 << 24, "KV cache pool in MiB (0 = room for max-ctx tokens)"},

@@ -22,6 +22,7 @@ typedef struct settings {
     char *log_file;           /* NULL/"-": stderr */
     char *log_level;
     char *backend;            /* auto | cpu | cuda */
+    int64_t device;           /* CUDA device index */
     int64_t threads;          /* CPU threads for the engine, 0 = all */
     int64_t max_ctx;          /* context length in tokens, 0 = the model's */
     int64_t kv_budget_mb;     /* KV pool, 0 = room for max_ctx tokens */

@@ -834,6 +834,7 @@ void *worker_engine_main(void *arg) {
     engine_params ep = engine_params_default();
     ep.model_dir = s->model;
     ep.backend = s->backend;
+    ep.device = (int)s->device;
     ep.n_threads = (int)s->threads;
     ep.max_ctx = (int)s->max_ctx;
     ep.kv_budget_bytes = (size_t)s->kv_budget_mb << 20;

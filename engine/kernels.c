@@ -348,58 +348,6 @@ T256 static void matmul_avx2_rows(float *y, const float *x, size_t n, const mode
 #endif /* __x86_64__ */
 
 #if defined(__x86_64__)
-T512 static float dot_kv_512(const float *q, const void *k, sd_dtype dt, int n) {
-    __m512 a = _mm512_setzero_ps(), b = a;
-    int i = 0;
-    if (dt == SD_DT_BF16) {
-        const uint8_t *kb = k;
-        for (; i + 32 <= n; i += 32) {
-            a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), w16_512(kb, (size_t)i, SD_DT_BF16), a);
-            b = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), w16_512(kb, (size_t)i + 16, SD_DT_BF16), b);
-        }
-        for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), w16_512(kb, (size_t)i, SD_DT_BF16), a);
-    } else {
-        const float *kf = k;
-        for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(kf + i), a);
-    }
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
-    for (; i < n; i++) s += q[i] * (dt == SD_DT_BF16 ? bf16_to_f32(((const uint16_t *)k)[i]) : ((const float *)k)[i]);
-    return s;
-}
-
-T512 static void axpy_kv_512(float *acc, float a, const void *v, sd_dtype dt, int n) {
-    __m512 av = _mm512_set1_ps(a);
-    int i = 0;
-    if (dt == SD_DT_BF16) {
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(av, w16_512(v, (size_t)i, SD_DT_BF16), _mm512_loadu_ps(acc + i)));
-    } else {
-        const float *vf = v;
-        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(vf + i), _mm512_loadu_ps(acc + i)));
-    }
-    for (; i < n; i++) acc[i] += a * (dt == SD_DT_BF16 ? bf16_to_f32(((const uint16_t *)v)[i]) : ((const float *)v)[i]);
-}
-#endif
-
-float kern_dot_kv(const float *q, const void *k, sd_dtype dt, int n) {
-#if defined(__x86_64__)
-    if (detect() == KERN_SIMD_AVX512) return dot_kv_512(q, k, dt, n);
-#endif
-    float s = 0;
-    if (dt == SD_DT_BF16) { const uint16_t *kb = k; for (int i = 0; i < n; i++) s += q[i] * bf16_to_f32(kb[i]); }
-    else { const float *kf = k; for (int i = 0; i < n; i++) s += q[i] * kf[i]; }
-    return s;
-}
-
-void kern_axpy_kv(float *acc, float a, const void *v, sd_dtype dt, int n) {
-#if defined(__x86_64__)
-    if (detect() == KERN_SIMD_AVX512) { axpy_kv_512(acc, a, v, dt, n); return; }
-#endif
-    if (dt == SD_DT_BF16) { const uint16_t *vb = v; for (int i = 0; i < n; i++) acc[i] += a * bf16_to_f32(vb[i]); }
-    else { const float *vf = v; for (int i = 0; i < n; i++) acc[i] += a * vf[i]; }
-}
-
-#if defined(__x86_64__)
 /* ---- Q8_0 weights x two-level int8 activations: int8 dot products per 32-block ----
  * Activations are quantized per 32-block like the weights, in two levels: x is
  * about d (q_hi + q_lo / 256), q_lo quantizing the residual of q_hi, so the

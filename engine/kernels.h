@@ -47,11 +47,6 @@ void kern_row_f32(float *out, const model_weight *w, int64_t r);
 /* Converts n values of dtype t at src to f32 (n a multiple of 32 for Q8_0). */
 void kern_to_f32(float *dst, const void *src, sd_dtype t, size_t n);
 
-/* Attention helpers over one KV row of n elements stored as F32 or BF16:
- * the dot product with f32 q, and acc += a * v. */
-float kern_dot_kv(const float *q, const void *k, sd_dtype kv_dtype, int n);
-void kern_axpy_kv(float *acc, float a, const void *v, sd_dtype kv_dtype, int n);
-
 /* Quantizes n floats (a multiple of 32) to Q8_0 blocks at dst (n/32*34 bytes):
  * per block d = max|x|/127 stored as f16, q = round(x/d). */
 void kern_quantize_q8_0(void *dst, const float *src, size_t n);

@@ -1,5 +1,5 @@
 /* attnbench.c - times the CPU attention (attn_cpu) against the algorithm it
- * replaced (per-position kern_dot_kv / kern_axpy_kv calls, scalar expf) in the
+ * replaced (per-position dot / axpy calls, kept below, and scalar expf) in the
  * same process, on the SmolLM3-3B shape (16 query heads, 4 KV heads, head_dim
  * 128) over a paged BF16 (or F32) cache laid out like backend_cpu's.
  *
@@ -16,12 +16,65 @@
 #include <time.h>
 
 #include "attn_cpu.h"
+#include "dtype.h"
 #include "kernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #define NH 16
 #define NKV 4
 #define HD 128
 #define BS 256
+
+/* ---- the old algorithm's per-row helpers (formerly kern_dot_kv / kern_axpy_kv) ---- */
+#if defined(__x86_64__)
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+T512 static inline __m512 bf16x16(const void *p, int i) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i))), 16));
+}
+T512 static float dot_kv_512(const float *q, const void *k, sd_dtype dt, int n) {
+    __m512 a = _mm512_setzero_ps(), b = a;
+    int i = 0;
+    if (dt == SD_DT_BF16) {
+        for (; i + 32 <= n; i += 32) {
+            a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), bf16x16(k, i), a);
+            b = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), bf16x16(k, i + 16), b);
+        }
+        for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), bf16x16(k, i), a);
+    } else {
+        for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps((const float *)k + i), a);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    for (; i < n; i++) s += q[i] * (dt == SD_DT_BF16 ? bf16_to_f32(((const uint16_t *)k)[i]) : ((const float *)k)[i]);
+    return s;
+}
+T512 static void axpy_kv_512(float *acc, float a, const void *v, sd_dtype dt, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    int i = 0;
+    if (dt == SD_DT_BF16)
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(av, bf16x16(v, i), _mm512_loadu_ps(acc + i)));
+    else
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(av, _mm512_loadu_ps((const float *)v + i), _mm512_loadu_ps(acc + i)));
+    for (; i < n; i++) acc[i] += a * (dt == SD_DT_BF16 ? bf16_to_f32(((const uint16_t *)v)[i]) : ((const float *)v)[i]);
+}
+#endif
+
+static float kern_dot_kv(const float *q, const void *k, sd_dtype dt, int n) {
+#if defined(__x86_64__)
+    if (kern_simd_level() == KERN_SIMD_AVX512) return dot_kv_512(q, k, dt, n);
+#endif
+    float s = 0;
+    for (int i = 0; i < n; i++) s += q[i] * (dt == SD_DT_BF16 ? bf16_to_f32(((const uint16_t *)k)[i]) : ((const float *)k)[i]);
+    return s;
+}
+
+static void kern_axpy_kv(float *acc, float a, const void *v, sd_dtype dt, int n) {
+#if defined(__x86_64__)
+    if (kern_simd_level() == KERN_SIMD_AVX512) { axpy_kv_512(acc, a, v, dt, n); return; }
+#endif
+    for (int i = 0; i < n; i++) acc[i] += a * (dt == SD_DT_BF16 ? bf16_to_f32(((const uint16_t *)v)[i]) : ((const float *)v)[i]);
+}
 
 static double now_ms(void) {
     struct timespec ts;

@@ -80,6 +80,8 @@ typedef struct run_opts {
     int chunk;
     int max_ctx;
     int q8_0, compute_fast, mmap;
+    int device;
+    long kv_budget_mb;
 } run_opts;
 
 /* Consumes a shared option at argv[*i]; 1 if consumed, 0 if not, -1 on error. */
@@ -92,6 +94,8 @@ static int run_opt(const char *cmd, int argc, char **argv, int *i, run_opts *o) 
     else if (!strcmp(a, "--block")) { if (parse_long(cmd, a, v, 1, 1 << 16, &x)) return -1; o->block = (int)x; }
     else if (!strcmp(a, "--chunk")) { if (parse_long(cmd, a, v, 1, 1 << 20, &x)) return -1; o->chunk = (int)x; }
     else if (!strcmp(a, "--ctx")) { if (parse_long(cmd, a, v, 1, 1 << 24, &x)) return -1; o->max_ctx = (int)x; }
+    else if (!strcmp(a, "--device")) { if (parse_long(cmd, a, v, 0, 255, &x)) return -1; o->device = (int)x; }
+    else if (!strcmp(a, "--kv-budget")) { if (parse_long(cmd, a, v, 1, 1 << 24, &x)) return -1; o->kv_budget_mb = x; }
     else if (!strcmp(a, "--mmap")) { o->mmap = 1; return 1; }
     else if (!strcmp(a, "--weights")) {
         if (!v) goto missing;
@@ -119,6 +123,8 @@ missing:
 #define RUN_OPTS_HELP \
     "  --model DIR        Hugging Face model folder (config.json, safetensors)\n" \
     "  --backend B        auto (default), cpu or cuda\n" \
+    "  --device N         CUDA device index (default 0)\n" \
+    "  --kv-budget MIB    KV cache pool in MiB (default: room for --ctx tokens)\n" \
     "  --threads T        CPU threads (default: all cores)\n" \
     "  --kv f32|bf16      KV cache element type (default bf16)\n" \
     "  --block N          tokens per KV block (default 256)\n" \
@@ -140,6 +146,8 @@ static engine *open_engine(const char *cmd, const run_opts *o) {
     if (o->block) p.kv_block_size = o->block;
     if (o->chunk) p.max_batch = o->chunk;
     p.max_ctx = o->max_ctx;
+    p.device = o->device;
+    p.kv_budget_bytes = (size_t)o->kv_budget_mb << 20;
     p.weights_q8_0 = o->q8_0;
     p.compute_fast = o->compute_fast;
     p.weights_mmap = o->mmap;
