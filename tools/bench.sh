@@ -17,7 +17,8 @@
 #      SMOLDOC_CACHE     cache folder (default ~/.cache/smoldoc)
 #      BUILD             build folder (default build)
 # Results: one JSON line per process in $SMOLDOC_CACHE/bench/<time>.jsonl; the
-# table is printed at the end. The machine is shared: only side-by-side ratios count.
+# table (tools/bench/table.py) is printed at the end, and again by
+# tools/bench.sh --table FILE. The machine is shared: only side-by-side ratios count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -30,6 +31,16 @@ SRC=$CACHE/3b
 PY=/usr/bin/python3
 t_start=$(date +%s)
 log() { printf '[bench %4ds] %s\n' $(($(date +%s) - t_start)) "$*" >&2; }
+
+# table FILE.jsonl: the summary of a results file (also: tools/bench.sh --table FILE)
+table() {
+    $PY tools/bench/table.py "$1" "$T" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
+}
+if [ "${1-}" = --table ]; then
+    [ -f "${2-}" ] || { echo "usage: tools/bench.sh --table RESULTS.jsonl" >&2; exit 2; }
+    table "$2"
+    exit
+fi
 
 [ -x "$BUILD/smolrun" ] || { echo "bench: $BUILD/smolrun not built (make all)" >&2; exit 1; }
 log "llama.cpp peer (tools/llama-peer.sh; the first build takes a while)"
@@ -94,10 +105,10 @@ ${CC:-cc} -O2 -march=native -fopenmp "$work/bw.c" -o "$work/bw"
 log "memory bandwidth ($T threads, medians of 7)"
 BW=$("$work/bw" "$T")
 log "  $BW"
+out=$CACHE/bench/$(date +%Y%m%d-%H%M%S).jsonl
+echo "{\"tag\":\"bandwidth\",\"dtype\":\"-\",\"res\":$BW}" >"$out"
 
 # ---- the runs ----
-out=$CACHE/bench/$(date +%Y%m%d-%H%M%S).jsonl
-: >"$out"
 if [ "$QUICK" = 1 ]; then
     JOBS="short" GEN=16
 else
@@ -155,42 +166,5 @@ done
 
 # ---- the table ----
 log "done in $(($(date +%s) - t_start)) s"
-$PY - "$out" "$BW" "$QUICK" "$T" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" <<'EOF'
-import json, statistics as st, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-bw, quick, th, ncpu, cpu = json.loads(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5], sys.argv[6]
-def med(eng, ty, tag, key):
-    v = [r["res"][key] for r in rows if r["dtype"] == ty and r["tag"] == tag and
-         (r["res"].get("engine") == "llama.cpp") == (eng == "llama") and r["res"].get(key, 0) > 0]
-    return (st.median(v), len(v)) if v else (None, 0)
-figs = [("prefill tok/s, 128-token prompt", "short", "short", "prefill_tps"),
-        ("decode tok/s, context 128", "short", "short", "decode_tps")]
-if not quick:
-    figs += [("prefill tok/s, 1024-token prompt", "p1024", "long", "prefill_tps"),
-             ("decode tok/s, context 4096", "d4096", "long", "decode_tps")]
-print()
-print(f"SmolLM3-3B (random weights), {th} threads, CPU: {cpu} ({ncpu} cores visible); shared machine: compare ratios")
-print(f"memory: streaming copy {bw['copy_gbs']:.1f} GB/s (read+write bytes), read {bw['read_gbs']:.1f} GB/s, {bw['threads']} threads")
-print()
-print("ours: --compute fast, llama.cpp's precision (BF16: bf16 activations; Q8_0: 8-bit activations, Q8_0 x Q8_0)")
-print("'ours exact': the default (BF16: f32 activations; Q8_0: two-level ~16-bit activations)")
-print(f"{'dtype':5} {'figure':34} {'ours':>9} {'llama.cpp':>10} {'ratio':>7}  runs  {'ours exact':>10} {'ratio':>7}")
-for ty in ("bf16", "q8_0"):
-    for name, tag_o, tag_l, key in figs:
-        o, no = med("ours", ty, tag_o, key)
-        l, nl = med("llama", ty, tag_l, key)
-        fo = f"{o:9.2f}" if o else f"{'-':>9}"
-        fl = f"{l:10.2f}" if l else f"{'-':>10}"
-        ra = f"{o / l:6.2f}x" if o and l else f"{'-':>7}"
-        e, ne = med("ours", ty, tag_o + "-exact", key)
-        ex = f"  {e:10.2f} {e / l:6.2f}x" if e and l else f"  {'-':>10}"
-        print(f"{ty:5} {name:34} {fo} {fl} {ra}  {no}/{nl}{ex}")
-    wb = [r["res"]["weight_bytes"] for r in rows if r["dtype"] == ty and "weight_bytes" in r["res"]]
-    if wb:
-        ceil = bw["copy_gbs"] * 1e9 / wb[0]
-        o, _ = med("ours", ty, "short", "decode_tps")
-        l, _ = med("llama", ty, "short", "decode_tps")
-        pct = lambda x: f"{100 * x / ceil:.0f}%" if x else "-"
-        print(f"{ty:5} {'decode ceiling (copy BW / weights)':34} {ceil:9.2f}   ({wb[0] / 1e9:.2f} GB/token; ctx 128: ours {pct(o)}, llama.cpp {pct(l)})")
-EOF
+table "$out"
 echo "results: $out"
