@@ -595,6 +595,20 @@ T512 static void quant_q8_512(const float *x, int8_t *qh, int8_t *ql, float *d, 
 }
 #endif
 
+/* The activations in another form (bf16, or quantized), shared by the threads of
+ * one product: one 64-byte aligned buffer, grown on demand and kept. */
+static void *act_buf(size_t bytes) {
+    static void *buf;
+    static size_t cap;
+    if (bytes > cap) {
+        free(buf);
+        cap = (bytes + bytes / 4 + 63) & ~(size_t)63;
+        buf = aligned_alloc(64, cap);
+        if (!buf) abort();
+    }
+    return buf;
+}
+
 void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int acc, kern_compute mode) {
     const int64_t R = w->rows;
     const size_t K = (size_t)w->cols;
@@ -604,14 +618,7 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     int bf16dot = mode == KERN_COMPUTE_FAST && has_bf16 && lvl == KERN_SIMD_AVX512 && w->dtype == SD_DT_BF16 && K % 32 == 0;
     const uint16_t *xb = NULL;
     if (bf16dot) { /* round activations to bf16 once, shared by all threads */
-        static uint16_t *xbuf;
-        static size_t xcap;
-        if (n * K > xcap) {
-            free(xbuf);
-            xcap = n * K;
-            xbuf = malloc(xcap * sizeof *xbuf);
-            if (!xbuf) abort();
-        }
+        uint16_t *xbuf = act_buf(n * K * 2);
 #if defined(__x86_64__)
         to_bf16_512(xbuf, x, n * K);
 #endif
@@ -625,33 +632,23 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
     const int32_t *xc = NULL;
     const int two = mode == KERN_COMPUTE_EXACT; /* two-level activations (kernels.c's Q8_0 notes) */
     if (q8q8) { /* quantize activations per 32-block once, shared by all threads */
-        static int8_t *qbuf, *lbuf;
-        static float *dbuf;
-        static int32_t *cbuf;
-        static size_t qcap;
-        if (n * K > qcap) {
-            free(qbuf);
-            free(lbuf);
-            free(dbuf);
-            free(cbuf);
-            qcap = n * K;
-            qbuf = aligned_alloc(64, (qcap + 63) & ~(size_t)63);
-            lbuf = aligned_alloc(64, (qcap + 63) & ~(size_t)63);
-            dbuf = malloc(qcap / 32 * sizeof *dbuf);
-            cbuf = aligned_alloc(64, (qcap + 63) & ~(size_t)63); /* qcap / 4 int32 */
-            if (!qbuf || !lbuf || !dbuf || !cbuf) abort();
-        }
+        /* one buffer: q_hi (n K bytes), q_lo (n K), corrections (n K / 4 int32), scales (n K / 32 f32) */
+        const size_t nk = (n * K + 63) & ~(size_t)63;
+        uint8_t *buf = act_buf(3 * nk + n * K / 8);
+        int8_t *qbuf = (int8_t *)buf, *lbuf = two ? (int8_t *)buf + nk : NULL;
+        int32_t *cbuf = (int32_t *)(buf + 2 * nk);
+        float *dbuf = (float *)(buf + 3 * nk);
         const size_t nblk = n * K / 32;
 #pragma omp parallel for schedule(static) if (nblk >= 4096)
         for (size_t b = 0; b < nblk; b += 64) {
             size_t e = b + 64 < nblk ? b + 64 : nblk;
 #if defined(__x86_64__)
-            if (lvl == KERN_SIMD_AVX512) { quant_q8_512(x, qbuf, two ? lbuf : NULL, dbuf, cbuf, b, e); continue; }
+            if (lvl == KERN_SIMD_AVX512) { quant_q8_512(x, qbuf, lbuf, dbuf, cbuf, b, e); continue; }
 #endif
-            quant_q8_scalar(x, qbuf, two ? lbuf : NULL, dbuf, cbuf, b, e);
+            quant_q8_scalar(x, qbuf, lbuf, dbuf, cbuf, b, e);
         }
         xq = qbuf;
-        xl = two ? lbuf : NULL;
+        xl = lbuf;
         xd = dbuf;
         xc = cbuf;
     }
