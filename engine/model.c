@@ -304,7 +304,7 @@ void model_free(model *m) {
 }
 
 size_t model_weight_nbytes(const model_weight *w) {
-    if (w->q8_scale) return (size_t)w->rows * ((size_t)w->cols + (size_t)w->cols / 32 * 4);
+    if (w->q8_packed) return kern_q8_packed_bytes(w->rows, w->cols);
     return dtype_row_bytes(w->dtype, (size_t)w->cols) * (size_t)w->rows;
 }
 
@@ -395,34 +395,16 @@ int model_materialize(model *m, int q8, sd_err *err) {
 }
 
 static int is_q8_plain(const model_weight *w) {
-    return w->dtype == SD_DT_Q8_0 && !w->q8_scale && w->cols % 32 == 0 && w->cols > 0;
+    return w->dtype == SD_DT_Q8_0 && !w->q8_packed && w->cols % 32 == 0 && w->cols > 0;
 }
 
-static size_t q8r_bytes(const model_weight *w) {
-    size_t q = ((size_t)w->rows * (size_t)w->cols + 63) & ~(size_t)63;
-    size_t sc = ((size_t)w->rows * ((size_t)w->cols / 32) * 4 + 63) & ~(size_t)63;
-    return q + sc;
-}
+static size_t q8r_bytes(const model_weight *w) { return (kern_q8_packed_bytes(w->rows, w->cols) + 63) & ~(size_t)63; }
 
 static void q8_repack_one(model_weight *w, uint8_t *base, size_t *off) {
-    const size_t K = (size_t)w->cols, nb = K / 32, rb = nb * 34;
-    const int64_t rows = w->rows;
-    uint8_t *q = base + *off; /* offset binary: w + 128 */
-    float *sc = (float *)(base + *off + (((size_t)rows * K + 63) & ~(size_t)63));
-    const uint8_t *src = w->data;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *row = src + (size_t)r * rb;
-        for (size_t b = 0; b < nb; b++) {
-            uint16_t h;
-            memcpy(&h, row + b * 34, 2);
-            sc[(size_t)r * nb + b] = f16_to_f32(h);
-            for (int i = 0; i < 32; i++) q[(size_t)r * K + b * 32 + (size_t)i] = row[b * 34 + 2 + (size_t)i] ^ 0x80;
-        }
-    }
+    kern_q8_pack(base + *off, w->data, w->rows, w->cols);
+    w->data = base + *off;
+    w->q8_packed = 1;
     *off += q8r_bytes(w);
-    w->data = q;
-    w->q8_scale = sc;
 }
 
 int model_repack_q8(model *m, sd_err *err) {

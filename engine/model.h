@@ -34,9 +34,8 @@ typedef struct model_weight {
     sd_dtype dtype;
     int64_t rows, cols;
     const void *data; /* row-major, borrowed from a mapping or owned by the model */
-    const float *q8_scale; /* Q8_0 repacked for the CPU (model_repack_q8): data is then
-                              (rows, cols) bytes holding w + 128 (offset binary, the unsigned
-                              operand of VNNI) and this (rows, cols / 32) f32; else NULL */
+    int q8_packed;   /* Q8_0 packed for the CPU (model_repack_q8, kern_q8_pack): data then
+                        holds tiles of 4 rows, scales and offset-binary weights; else 0 */
 } model_weight;
 
 typedef struct model_layer {

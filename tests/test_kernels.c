@@ -1,7 +1,7 @@
 /* test_kernels.c - kern_matmul at every SIMD level against a double-precision
  * product of the same semantics: F32, F16 and BF16 weights with f32 activations;
- * Q8_0 both in GGUF's 34-byte blocks and repacked (offset-binary int8 rows plus
- * f32 scales, model_repack_q8's layout), where the SIMD paths quantize the
+ * Q8_0 both in GGUF's 34-byte blocks and packed (kern_q8_pack: tiles of 4 rows
+ * of f32 scales and offset-binary int8, model_repack_q8's layout), where the SIMD paths quantize the
  * activations per 32-block and the reference does the same. Shapes cover one
  * and several tokens, rows not a multiple of the tile, an odd number of blocks
  * per row (VNNI's fallback) and block counts that are and are not multiples of
@@ -97,7 +97,7 @@ static void shape(size_t K, size_t R, size_t n) {
     const struct { sd_dtype dt; const void *data; const char *name; } plain[] = {
         {SD_DT_BF16, wb, "bf16"}, {SD_DT_F16, wh, "f16"}, {SD_DT_F32, wf, "f32"}};
     for (size_t k = 0; k < 3; k++) {
-        model_weight w = {plain[k].dt, (int64_t)R, (int64_t)K, plain[k].data, NULL};
+        model_weight w = {plain[k].dt, (int64_t)R, (int64_t)K, plain[k].data, 0};
         for (size_t t = 0; t < n; t++)
             for (size_t r = 0; r < R; r++) {
                 double s = 0;
@@ -112,7 +112,7 @@ static void shape(size_t K, size_t R, size_t n) {
     /* BF16 compute (AVX512-BF16): activations rounded to bf16 (nearest even, as
      * f32_to_bf16), exact products summed in f32 */
     if (kern_has_bf16_dot() && K % 32 == 0) {
-        model_weight w = {SD_DT_BF16, (int64_t)R, (int64_t)K, wb, NULL};
+        model_weight w = {SD_DT_BF16, (int64_t)R, (int64_t)K, wb, 0};
         for (size_t t = 0; t < n; t++)
             for (size_t r = 0; r < R; r++) {
                 double s = 0;
@@ -130,15 +130,14 @@ static void shape(size_t K, size_t R, size_t n) {
         /* Q8_0: GGUF blocks, and the repacked layout */
         uint8_t *blk = xmalloc(R * nb * 34);
         for (size_t r = 0; r < R; r++) kern_quantize_q8_0(blk + r * nb * 34, wf + r * K, K);
-        uint8_t *rq = aligned_alloc(64, (R * K + 63) / 64 * 64);
-        float *rs = xmalloc(R * nb * sizeof *rs);
+        uint8_t *rq = aligned_alloc(64, (kern_q8_packed_bytes((int64_t)R, (int64_t)K) + 63) / 64 * 64);
+        kern_q8_pack(rq, blk, (int64_t)R, (int64_t)K);
+        float *rs = xmalloc(R * nb * sizeof *rs); /* the blocks' scales, for the references */
         for (size_t r = 0; r < R; r++)
             for (size_t b = 0; b < nb; b++) {
-                const uint8_t *s = blk + (r * nb + b) * 34;
                 uint16_t h;
-                memcpy(&h, s, 2);
+                memcpy(&h, blk + (r * nb + b) * 34, 2);
                 rs[r * nb + b] = f16_to_f32(h);
-                for (int i = 0; i < 32; i++) rq[r * K + b * 32 + i] = s[2 + i] ^ 0x80;
             }
         int8_t *xq = xmalloc(n * K), *xl = xmalloc(n * K);
         float *xd = xmalloc(n * nb * sizeof *xd);
@@ -160,9 +159,20 @@ static void shape(size_t K, size_t R, size_t n) {
                 ref[t * R + r] = s;
                 refq[t * R + r] = sq;
             }
-        model_weight wg = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, blk, NULL};
+        model_weight wg = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, blk, 0};
         run(&wg, x, n, ref, NULL, 2e-6, "q8_0 blocks", KERN_COMPUTE_EXACT);
-        model_weight wr = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, rq, rs};
+        model_weight wr = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, rq, 1};
+        { /* every packed row reads back as its blocks */
+            float *a = xmalloc(K * sizeof *a), *b = xmalloc(K * sizeof *b);
+            size_t bad = 0;
+            for (size_t r = 0; r < R; r++) {
+                kern_row_f32(a, &wg, (int64_t)r);
+                kern_row_f32(b, &wr, (int64_t)r);
+                bad += memcmp(a, b, K * sizeof *a) != 0;
+            }
+            CHECK_MSG(bad == 0, "q8_0 packed K=%zu R=%zu: %zu rows differ from their blocks", K, R, bad);
+            free(a), free(b);
+        }
         run(&wr, x, n, ref, refq, 2e-6, "q8_0 repacked", KERN_COMPUTE_EXACT);
         /* FAST: one-level 8-bit activations (q_hi alone), llama.cpp's Q8_0 x Q8_0 */
         for (size_t t = 0; t < n; t++)
