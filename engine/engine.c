@@ -125,6 +125,7 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
             if (model_repack_q8(e->m, &qerr)) /* not fatal: the scalar kernels read GGUF's blocks */
                 snprintf(e->reason + strlen(e->reason), sizeof e->reason - strlen(e->reason), " (Q8_0 not repacked: %.100s)", qerr.msg);
         }
+        model_pack_bf16(e->m); /* BF16 in RAM (not file-mapped) */
         if (backend_cpu_new(e->m, &bp, &e->b, err)) goto fail;
     }
     e->kv = kvcache_new((int)n_blocks, p->kv_block_size);

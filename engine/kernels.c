@@ -133,8 +133,40 @@ void kern_q8_pack(void *dst, const void *blocks, int64_t rows, int64_t cols) {
     }
 }
 
+/* ---- BF16 packed for the CPU kernels (kern_bf16_pack) ----
+ * Rows go in tiles of 4 (the tile occupies the same bytes as its 4 rows did),
+ * and in a tile each 32 columns of the 4 rows come one after another (64 bytes
+ * per row): one stream per tile, which the hardware prefetcher follows better
+ * than 4 row streams (a decode-shaped product read about 60 GB/s against 54 on
+ * the bench machine). Element k of row i of a tile is at 128 (k / 32) + 32 i +
+ * k % 32; with a row-major weight the same formula holds with 32 for 128. */
+static inline size_t bf16_ofs(size_t k, size_t step) { return (k & ~(size_t)31) * step + (k & 31); }
+
+int kern_bf16_pack(void *data, int64_t rows, int64_t cols) {
+    if (rows % 4 || cols % 32 || cols <= 0) return -1;
+    const size_t K = (size_t)cols, ntile = (size_t)rows / 4;
+    const int nt = omp_get_max_threads();
+    uint16_t *tmp = malloc((size_t)nt * 4 * K * sizeof *tmp); /* all or nothing: before any tile moves */
+    if (!tmp) return -1;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (size_t t = 0; t < ntile; t++) {
+        uint16_t *tp = (uint16_t *)data + t * 4 * K, *tm = tmp + (size_t)omp_get_thread_num() * 4 * K;
+        memcpy(tm, tp, 4 * K * sizeof *tm);
+        for (size_t k = 0; k < K; k += 32)
+            for (size_t i = 0; i < 4; i++) memcpy(tp + 4 * k + 32 * i, tm + i * K + k, 64);
+    }
+    free(tmp);
+    return 0;
+}
+
 void kern_row_f32(float *out, const model_weight *w, int64_t r) {
-    if (w->q8_packed) {
+    if (w->packed && w->dtype == SD_DT_BF16) {
+        const size_t K = (size_t)w->cols;
+        const uint16_t *p = (const uint16_t *)w->data + (size_t)r / 4 * 4 * K + 32 * ((size_t)r % 4);
+        for (size_t k = 0; k < K; k += 32) kern_to_f32(out + k, p + 4 * k, SD_DT_BF16, 32);
+        return;
+    }
+    if (w->packed) {
         const size_t nb = (size_t)w->cols / 32, i = (size_t)r % 4;
         const uint8_t *tp = (const uint8_t *)w->data + (size_t)r / 4 * q8p_tile_bytes(nb);
         for (size_t b = 0; b < nb; b++) {
@@ -217,9 +249,10 @@ T512 static void matmul_avx512_rows(float *y, const float *x, size_t n, const mo
     const sd_dtype dt = w->dtype;
     const size_t K = (size_t)w->cols, R = (size_t)w->rows, rb = dtype_row_bytes(dt, K);
     const uint8_t *W = w->data;
+    const size_t st = w->packed ? 4 : 1, rs = w->packed ? 64 : rb; /* packed BF16: bf16_ofs */
     int64_t r = r0;
     for (; r + TR <= r1; r += TR) {
-        const uint8_t *w0 = W + rb * (size_t)r, *w1 = w0 + rb, *w2 = w1 + rb, *w3 = w2 + rb;
+        const uint8_t *w0 = W + rb * (size_t)r, *w1 = w0 + rs, *w2 = w1 + rs, *w3 = w2 + rs;
         size_t t = 0;
         for (; t + TT <= n; t += TT) {
             const float *x0 = x + t * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
@@ -227,13 +260,13 @@ T512 static void matmul_avx512_rows(float *y, const float *x, size_t n, const mo
                    a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
             for (size_t k = 0; k < K; k += 16) {
                 __m512 v0 = _mm512_loadu_ps(x0 + k), v1 = _mm512_loadu_ps(x1 + k), v2 = _mm512_loadu_ps(x2 + k), v3 = _mm512_loadu_ps(x3 + k);
-                __m512 q = w16_512(w0, k, dt);
+                __m512 q = w16_512(w0, bf16_ofs(k, st), dt);
                 a00 = _mm512_fmadd_ps(q, v0, a00); a01 = _mm512_fmadd_ps(q, v1, a01); a02 = _mm512_fmadd_ps(q, v2, a02); a03 = _mm512_fmadd_ps(q, v3, a03);
-                q = w16_512(w1, k, dt);
+                q = w16_512(w1, bf16_ofs(k, st), dt);
                 a10 = _mm512_fmadd_ps(q, v0, a10); a11 = _mm512_fmadd_ps(q, v1, a11); a12 = _mm512_fmadd_ps(q, v2, a12); a13 = _mm512_fmadd_ps(q, v3, a13);
-                q = w16_512(w2, k, dt);
+                q = w16_512(w2, bf16_ofs(k, st), dt);
                 a20 = _mm512_fmadd_ps(q, v0, a20); a21 = _mm512_fmadd_ps(q, v1, a21); a22 = _mm512_fmadd_ps(q, v2, a22); a23 = _mm512_fmadd_ps(q, v3, a23);
-                q = w16_512(w3, k, dt);
+                q = w16_512(w3, bf16_ofs(k, st), dt);
                 a30 = _mm512_fmadd_ps(q, v0, a30); a31 = _mm512_fmadd_ps(q, v1, a31); a32 = _mm512_fmadd_ps(q, v2, a32); a33 = _mm512_fmadd_ps(q, v3, a33);
             }
             __m512 A[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
@@ -245,10 +278,10 @@ T512 static void matmul_avx512_rows(float *y, const float *x, size_t n, const mo
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (size_t k = 0; k < K; k += 16) {
                 __m512 v0 = _mm512_loadu_ps(x0 + k);
-                a0 = _mm512_fmadd_ps(w16_512(w0, k, dt), v0, a0);
-                a1 = _mm512_fmadd_ps(w16_512(w1, k, dt), v0, a1);
-                a2 = _mm512_fmadd_ps(w16_512(w2, k, dt), v0, a2);
-                a3 = _mm512_fmadd_ps(w16_512(w3, k, dt), v0, a3);
+                a0 = _mm512_fmadd_ps(w16_512(w0, bf16_ofs(k, st), dt), v0, a0);
+                a1 = _mm512_fmadd_ps(w16_512(w1, bf16_ofs(k, st), dt), v0, a1);
+                a2 = _mm512_fmadd_ps(w16_512(w2, bf16_ofs(k, st), dt), v0, a2);
+                a3 = _mm512_fmadd_ps(w16_512(w3, bf16_ofs(k, st), dt), v0, a3);
             }
             store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
             store(y, R, t, r + 1, _mm512_reduce_add_ps(a1), acc);
@@ -261,7 +294,7 @@ T512 static void matmul_avx512_rows(float *y, const float *x, size_t n, const mo
         for (size_t t = 0; t < n; t++) {
             const float *x0 = x + t * K;
             __m512 a0 = _mm512_setzero_ps();
-            for (size_t k = 0; k < K; k += 16) a0 = _mm512_fmadd_ps(w16_512(w0, k, dt), _mm512_loadu_ps(x0 + k), a0);
+            for (size_t k = 0; k < K; k += 16) a0 = _mm512_fmadd_ps(w16_512(w0, bf16_ofs(k, st), dt), _mm512_loadu_ps(x0 + k), a0);
             store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
         }
     }
@@ -273,10 +306,11 @@ T512 static void matmul_avx512_rows(float *y, const float *x, size_t n, const mo
 TBF static void matmul_bf16dot_rows(float *y, const uint16_t *xb, size_t n, const model_weight *w, int64_t r0, int64_t r1, int acc) {
     const size_t K = (size_t)w->cols, R = (size_t)w->rows;
     const uint16_t *W = w->data;
+    const size_t st = w->packed ? 4 : 1, rs = w->packed ? 32 : K; /* packed: bf16_ofs */
     int64_t r = r0;
 #define LDW(p) ((__m512bh)_mm512_loadu_si512((const void *)(p)))
     for (; r + TR <= r1; r += TR) {
-        const uint16_t *w0 = W + K * (size_t)r, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        const uint16_t *w0 = W + K * (size_t)r, *w1 = w0 + rs, *w2 = w1 + rs, *w3 = w2 + rs;
         size_t t = 0;
         for (; t + TT <= n; t += TT) {
             const uint16_t *x0 = xb + t * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
@@ -284,13 +318,13 @@ TBF static void matmul_bf16dot_rows(float *y, const uint16_t *xb, size_t n, cons
                    a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
             for (size_t k = 0; k < K; k += 32) {
                 __m512bh v0 = LDW(x0 + k), v1 = LDW(x1 + k), v2 = LDW(x2 + k), v3 = LDW(x3 + k);
-                __m512bh q = LDW(w0 + k);
+                __m512bh q = LDW(w0 + st * k);
                 a00 = _mm512_dpbf16_ps(a00, q, v0); a01 = _mm512_dpbf16_ps(a01, q, v1); a02 = _mm512_dpbf16_ps(a02, q, v2); a03 = _mm512_dpbf16_ps(a03, q, v3);
-                q = LDW(w1 + k);
+                q = LDW(w1 + st * k);
                 a10 = _mm512_dpbf16_ps(a10, q, v0); a11 = _mm512_dpbf16_ps(a11, q, v1); a12 = _mm512_dpbf16_ps(a12, q, v2); a13 = _mm512_dpbf16_ps(a13, q, v3);
-                q = LDW(w2 + k);
+                q = LDW(w2 + st * k);
                 a20 = _mm512_dpbf16_ps(a20, q, v0); a21 = _mm512_dpbf16_ps(a21, q, v1); a22 = _mm512_dpbf16_ps(a22, q, v2); a23 = _mm512_dpbf16_ps(a23, q, v3);
-                q = LDW(w3 + k);
+                q = LDW(w3 + st * k);
                 a30 = _mm512_dpbf16_ps(a30, q, v0); a31 = _mm512_dpbf16_ps(a31, q, v1); a32 = _mm512_dpbf16_ps(a32, q, v2); a33 = _mm512_dpbf16_ps(a33, q, v3);
             }
             __m512 A[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
@@ -302,10 +336,10 @@ TBF static void matmul_bf16dot_rows(float *y, const uint16_t *xb, size_t n, cons
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (size_t k = 0; k < K; k += 32) {
                 __m512bh v0 = LDW(x0 + k);
-                a0 = _mm512_dpbf16_ps(a0, LDW(w0 + k), v0);
-                a1 = _mm512_dpbf16_ps(a1, LDW(w1 + k), v0);
-                a2 = _mm512_dpbf16_ps(a2, LDW(w2 + k), v0);
-                a3 = _mm512_dpbf16_ps(a3, LDW(w3 + k), v0);
+                a0 = _mm512_dpbf16_ps(a0, LDW(w0 + st * k), v0);
+                a1 = _mm512_dpbf16_ps(a1, LDW(w1 + st * k), v0);
+                a2 = _mm512_dpbf16_ps(a2, LDW(w2 + st * k), v0);
+                a3 = _mm512_dpbf16_ps(a3, LDW(w3 + st * k), v0);
             }
             store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
             store(y, R, t, r + 1, _mm512_reduce_add_ps(a1), acc);
@@ -317,7 +351,7 @@ TBF static void matmul_bf16dot_rows(float *y, const uint16_t *xb, size_t n, cons
         const uint16_t *w0 = W + K * (size_t)r;
         for (size_t t = 0; t < n; t++) {
             __m512 a0 = _mm512_setzero_ps();
-            for (size_t k = 0; k < K; k += 32) a0 = _mm512_dpbf16_ps(a0, LDW(w0 + k), LDW(xb + t * K + k));
+            for (size_t k = 0; k < K; k += 32) a0 = _mm512_dpbf16_ps(a0, LDW(w0 + st * k), LDW(xb + t * K + k));
             store(y, R, t, r, _mm512_reduce_add_ps(a0), acc);
         }
     }
@@ -353,19 +387,20 @@ T256 static void matmul_avx2_rows(float *y, const float *x, size_t n, const mode
     const sd_dtype dt = w->dtype;
     const size_t K = (size_t)w->cols, R = (size_t)w->rows, rb = dtype_row_bytes(dt, K);
     const uint8_t *W = w->data;
+    const size_t st = w->packed ? 4 : 1, rs = w->packed ? 64 : rb; /* packed BF16: bf16_ofs */
     int64_t r = r0;
     for (; r + TR <= r1; r += TR) {
-        const uint8_t *w0 = W + rb * (size_t)r, *w1 = w0 + rb, *w2 = w1 + rb, *w3 = w2 + rb;
+        const uint8_t *w0 = W + rb * (size_t)r, *w1 = w0 + rs, *w2 = w1 + rs, *w3 = w2 + rs;
         size_t t = 0;
         for (; t + 2 <= n; t += 2) {
             const float *x0 = x + t * K, *x1 = x0 + K;
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
             for (size_t k = 0; k < K; k += 8) {
                 __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), q;
-                q = w8_256(w0, k, dt); a00 = _mm256_fmadd_ps(q, v0, a00); a01 = _mm256_fmadd_ps(q, v1, a01);
-                q = w8_256(w1, k, dt); a10 = _mm256_fmadd_ps(q, v0, a10); a11 = _mm256_fmadd_ps(q, v1, a11);
-                q = w8_256(w2, k, dt); a20 = _mm256_fmadd_ps(q, v0, a20); a21 = _mm256_fmadd_ps(q, v1, a21);
-                q = w8_256(w3, k, dt); a30 = _mm256_fmadd_ps(q, v0, a30); a31 = _mm256_fmadd_ps(q, v1, a31);
+                q = w8_256(w0, bf16_ofs(k, st), dt); a00 = _mm256_fmadd_ps(q, v0, a00); a01 = _mm256_fmadd_ps(q, v1, a01);
+                q = w8_256(w1, bf16_ofs(k, st), dt); a10 = _mm256_fmadd_ps(q, v0, a10); a11 = _mm256_fmadd_ps(q, v1, a11);
+                q = w8_256(w2, bf16_ofs(k, st), dt); a20 = _mm256_fmadd_ps(q, v0, a20); a21 = _mm256_fmadd_ps(q, v1, a21);
+                q = w8_256(w3, bf16_ofs(k, st), dt); a30 = _mm256_fmadd_ps(q, v0, a30); a31 = _mm256_fmadd_ps(q, v1, a31);
             }
             store(y, R, t, r, hsum256(a00), acc); store(y, R, t + 1, r, hsum256(a01), acc);
             store(y, R, t, r + 1, hsum256(a10), acc); store(y, R, t + 1, r + 1, hsum256(a11), acc);
@@ -377,10 +412,10 @@ T256 static void matmul_avx2_rows(float *y, const float *x, size_t n, const mode
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (size_t k = 0; k < K; k += 8) {
                 __m256 v0 = _mm256_loadu_ps(x0 + k);
-                a0 = _mm256_fmadd_ps(w8_256(w0, k, dt), v0, a0);
-                a1 = _mm256_fmadd_ps(w8_256(w1, k, dt), v0, a1);
-                a2 = _mm256_fmadd_ps(w8_256(w2, k, dt), v0, a2);
-                a3 = _mm256_fmadd_ps(w8_256(w3, k, dt), v0, a3);
+                a0 = _mm256_fmadd_ps(w8_256(w0, bf16_ofs(k, st), dt), v0, a0);
+                a1 = _mm256_fmadd_ps(w8_256(w1, bf16_ofs(k, st), dt), v0, a1);
+                a2 = _mm256_fmadd_ps(w8_256(w2, bf16_ofs(k, st), dt), v0, a2);
+                a3 = _mm256_fmadd_ps(w8_256(w3, bf16_ofs(k, st), dt), v0, a3);
             }
             store(y, R, t, r, hsum256(a0), acc); store(y, R, t, r + 1, hsum256(a1), acc);
             store(y, R, t, r + 2, hsum256(a2), acc); store(y, R, t, r + 3, hsum256(a3), acc);
@@ -390,7 +425,7 @@ T256 static void matmul_avx2_rows(float *y, const float *x, size_t n, const mode
         const uint8_t *w0 = W + rb * (size_t)r;
         for (size_t t = 0; t < n; t++) {
             __m256 a0 = _mm256_setzero_ps();
-            for (size_t k = 0; k < K; k += 8) a0 = _mm256_fmadd_ps(w8_256(w0, k, dt), _mm256_loadu_ps(x + t * K + k), a0);
+            for (size_t k = 0; k < K; k += 8) a0 = _mm256_fmadd_ps(w8_256(w0, bf16_ofs(k, st), dt), _mm256_loadu_ps(x + t * K + k), a0);
             store(y, R, t, r, hsum256(a0), acc);
         }
     }
@@ -670,7 +705,7 @@ void kern_matmul(float *y, const float *x, size_t n, const model_weight *w, int 
         xb = xbuf;
     }
     /* Q8_0 in GGUF's 34-byte blocks (not repacked) takes the scalar path. */
-    int q8q8 = w->dtype == SD_DT_Q8_0 && w->q8_packed && lvl >= KERN_SIMD_AVX2 && K % 32 == 0;
+    int q8q8 = w->dtype == SD_DT_Q8_0 && w->packed && lvl >= KERN_SIMD_AVX2 && K % 32 == 0;
     int vnni = q8q8 && lvl == KERN_SIMD_AVX512 && has_vnni && K % 64 == 0;
     const int8_t *xq = NULL, *xl = NULL;
     const float *xd = NULL;

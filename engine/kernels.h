@@ -58,4 +58,9 @@ void kern_quantize_q8_0(void *dst, const float *src, size_t n);
 size_t kern_q8_packed_bytes(int64_t rows, int64_t cols);
 void kern_q8_pack(void *dst, const void *blocks, int64_t rows, int64_t cols);
 
+/* Packs a row-major BF16 weight in place for the CPU kernels (layout in
+ * kernels.c: tiles of 4 rows, each one stream of 64-byte pieces of its rows).
+ * Needs rows % 4 == 0 and cols % 32 == 0; returns 0, or -1 with data untouched. */
+int kern_bf16_pack(void *data, int64_t rows, int64_t cols);
+
 #endif

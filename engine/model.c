@@ -304,7 +304,7 @@ void model_free(model *m) {
 }
 
 size_t model_weight_nbytes(const model_weight *w) {
-    if (w->q8_packed) return kern_q8_packed_bytes(w->rows, w->cols);
+    if (w->packed && w->dtype == SD_DT_Q8_0) return kern_q8_packed_bytes(w->rows, w->cols);
     return dtype_row_bytes(w->dtype, (size_t)w->cols) * (size_t)w->rows;
 }
 
@@ -390,12 +390,14 @@ int model_materialize(model *m, int q8, sd_err *err) {
     if (p->ram) munmap(p->ram, p->ram_len); /* a second call (e.g. quantizing) replaces the first copy */
     p->ram = base;
     p->ram_len = len;
+    m->ram = base;
+    m->ram_len = len;
     for (size_t i = 0; i < p->n_shards; i++) safetensors_drop_cache(p->shards[i]);
     return 0;
 }
 
 static int is_q8_plain(const model_weight *w) {
-    return w->dtype == SD_DT_Q8_0 && !w->q8_packed && w->cols % 32 == 0 && w->cols > 0;
+    return w->dtype == SD_DT_Q8_0 && !w->packed && w->cols % 32 == 0 && w->cols > 0;
 }
 
 static size_t q8r_bytes(const model_weight *w) { return (kern_q8_packed_bytes(w->rows, w->cols) + 63) & ~(size_t)63; }
@@ -403,8 +405,26 @@ static size_t q8r_bytes(const model_weight *w) { return (kern_q8_packed_bytes(w-
 static void q8_repack_one(model_weight *w, uint8_t *base, size_t *off) {
     kern_q8_pack(base + *off, w->data, w->rows, w->cols);
     w->data = base + *off;
-    w->q8_packed = 1;
+    w->packed = 1;
     *off += q8r_bytes(w);
+}
+
+int model_pack_bf16(model *m) {
+    if (!m->ram) return 0;
+    const model_config *c = &m->cfg;
+    model_weight **ws = xmalloc(model_weight_count(c) * sizeof *ws);
+    size_t nw = model_weight_list(m, ws);
+    const uint8_t *lo = m->ram, *hi = lo + m->ram_len;
+    int n = 0;
+    for (size_t i = 0; i < nw; i++) {
+        model_weight *w = ws[i];
+        const uint8_t *d = w->data;
+        if (w->dtype != SD_DT_BF16 || w->packed || w->rows < 4 || d < lo || d + model_weight_nbytes(w) > hi) continue;
+        if (kern_bf16_pack((void *)w->data, w->rows, w->cols) == 0) { w->packed = 1; n++; }
+    }
+    if (c->tie) m->lm_head = m->embed;
+    free(ws);
+    return n;
 }
 
 int model_repack_q8(model *m, sd_err *err) {

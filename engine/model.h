@@ -34,8 +34,9 @@ typedef struct model_weight {
     sd_dtype dtype;
     int64_t rows, cols;
     const void *data; /* row-major, borrowed from a mapping or owned by the model */
-    int q8_packed;   /* Q8_0 packed for the CPU (model_repack_q8, kern_q8_pack): data then
-                        holds tiles of 4 rows, scales and offset-binary weights; else 0 */
+    int packed;      /* laid out for the CPU kernels in tiles of 4 rows (kernels.h): Q8_0 by
+                        model_repack_q8 (kern_q8_pack), BF16 by model_pack_bf16
+                        (kern_bf16_pack); 0 = plain row-major */
 } model_weight;
 
 typedef struct model_layer {
@@ -58,6 +59,8 @@ typedef struct model {
     model_layer *layers;  /* n_layer */
     char *dir;
     void *priv;           /* mappings and owned buffers */
+    void *ram;            /* the weights' writable RAM copy (materialized, or GGUF's), else NULL */
+    size_t ram_len;
     void *extra;          /* loader-specific state (GGUF), freed by extra_free */
     void (*extra_free)(void *extra);
 } model;
@@ -87,11 +90,16 @@ int model_load_gguf(const char *path, model **out, sd_err *err);
  * Returns 0 or SD_ENOMEM (the model stays usable as it was). */
 int model_materialize(model *m, int quant_q8_0, sd_err *err);
 
-/* Repacks every Q8_0 matrix for the CPU kernels: int8 quants contiguous and
- * 32-byte aligned per block, scales as f32 in a separate array (GGUF's 34-byte
- * blocks cost split loads and an f16 conversion per block). Returns 0 or SD_ENOMEM
- * (the model stays usable as it was). */
+/* Repacks every Q8_0 matrix for the CPU kernels into a new buffer
+ * (kern_q8_pack: tiles of 4 rows, f32 scales and offset-binary int8, one
+ * stream per tile; GGUF's 34-byte blocks cost split loads and an f16
+ * conversion per block). Returns 0 or SD_ENOMEM (the model stays usable as it was). */
 int model_repack_q8(model *m, sd_err *err);
+
+/* Packs in place (kern_bf16_pack) every BF16 matrix that lies in the model's
+ * RAM copy (m->ram) and has rows % 4 == 0, cols % 32 == 0; weights computed
+ * from a file mapping stay row-major. Returns how many were packed. */
+int model_pack_bf16(model *m);
 
 /* inv_freq[i] for i < head_dim/2 (YaRN applied when configured) and the
  * attention factor that scales cos and sin (1 without YaRN). */

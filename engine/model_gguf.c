@@ -250,6 +250,8 @@ int model_load_gguf(const char *path, model **out, sd_err *err) {
     if (ram) {
         x->ram = ram;
         x->ram_len = len;
+        m->ram = ram;
+        m->ram_len = len;
         size_t off = 0;
         for (size_t i = 0; i < nw; i++) {
             model_weight *w = ws[i];

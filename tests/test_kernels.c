@@ -108,7 +108,26 @@ static void shape(size_t K, size_t R, size_t n) {
                 ref[t * R + r] = s;
             }
         run(&w, x, n, ref, NULL, 2e-6, plain[k].name, KERN_COMPUTE_EXACT);
+        if (k == 0 && R % 4 == 0 && K % 32 == 0) { /* BF16 packed in place (kern_bf16_pack) */
+            uint16_t *wp = xmalloc(R * K * 2);
+            memcpy(wp, wb, R * K * 2);
+            CHECK(kern_bf16_pack(wp, (int64_t)R, (int64_t)K) == 0);
+            model_weight pw = {SD_DT_BF16, (int64_t)R, (int64_t)K, wp, 1};
+            float *a = xmalloc(K * sizeof *a), *b = xmalloc(K * sizeof *b);
+            size_t bad = 0;
+            for (size_t r = 0; r < R; r++) {
+                kern_row_f32(a, &w, (int64_t)r);
+                kern_row_f32(b, &pw, (int64_t)r);
+                bad += memcmp(a, b, K * sizeof *a) != 0;
+            }
+            CHECK_MSG(bad == 0, "bf16 packed K=%zu R=%zu: %zu rows differ", K, R, bad);
+            free(a), free(b);
+            run(&pw, x, n, ref, NULL, 2e-6, "bf16 packed", KERN_COMPUTE_EXACT);
+            free(wp);
+        }
     }
+    if (R % 4 || K % 32) /* packing refuses what it cannot tile, and leaves it as it was */
+        CHECK(kern_bf16_pack(wh, (int64_t)R, (int64_t)K) == -1 && wh[0] == f32_to_f16(wf[0]));
     /* BF16 compute (AVX512-BF16): activations rounded to bf16 (nearest even, as
      * f32_to_bf16), exact products summed in f32 */
     if (kern_has_bf16_dot() && K % 32 == 0) {
@@ -123,6 +142,16 @@ static void shape(size_t K, size_t R, size_t n) {
         kern_matmul(y, x, n, &w, 0, KERN_COMPUTE_FAST);
         double e = rel_err(y, ref, n * R);
         CHECK_MSG(e < 2e-6, "bf16 compute K=%zu R=%zu n=%zu: rel err %.3g", K, R, n, e);
+        if (R % 4 == 0) {
+            uint16_t *wp = xmalloc(R * K * 2);
+            memcpy(wp, wb, R * K * 2);
+            CHECK(kern_bf16_pack(wp, (int64_t)R, (int64_t)K) == 0);
+            model_weight pw = {SD_DT_BF16, (int64_t)R, (int64_t)K, wp, 1};
+            kern_matmul(y, x, n, &pw, 0, KERN_COMPUTE_FAST);
+            e = rel_err(y, ref, n * R);
+            CHECK_MSG(e < 2e-6, "bf16 packed compute K=%zu R=%zu n=%zu: rel err %.3g", K, R, n, e);
+            free(wp);
+        }
         free(y);
     }
 
@@ -199,7 +228,7 @@ static void shape(size_t K, size_t R, size_t n) {
 int main(void) {
     printf("kernels: best SIMD path here: %s\n", kern_simd_name());
     const size_t Ks[] = {64, 96, 544, 1088, 2048, 11008};
-    const size_t Rs[] = {1, 5, 67};
+    const size_t Rs[] = {1, 4, 5, 67, 68};
     const size_t ns[] = {1, 2, 3, 6};
     for (size_t a = 0; a < sizeof Ks / sizeof *Ks; a++)
         for (size_t b = 0; b < sizeof Rs / sizeof *Rs; b++)
