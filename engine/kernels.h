@@ -52,7 +52,7 @@ void kern_to_f32(float *dst, const void *src, sd_dtype t, size_t n);
 void kern_quantize_q8_0(void *dst, const float *src, size_t n);
 
 /* Q8_0 packed for the CPU kernels (layout in kernels.c: tiles of 4 rows, each
- * one contiguous stream of f32 scales and offset-binary int8 weights). The
+ * one contiguous stream of f16 scales and offset-binary int8 weights). The
  * bytes of a (rows, cols) weight packed, and the packing of its GGUF 34-byte
  * blocks (cols a multiple of 32) into dst, 64-byte aligned. */
 size_t kern_q8_packed_bytes(int64_t rows, int64_t cols);

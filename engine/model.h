@@ -91,7 +91,7 @@ int model_load_gguf(const char *path, model **out, sd_err *err);
 int model_materialize(model *m, int quant_q8_0, sd_err *err);
 
 /* Repacks every Q8_0 matrix for the CPU kernels into a new buffer
- * (kern_q8_pack: tiles of 4 rows, f32 scales and offset-binary int8, one
+ * (kern_q8_pack: tiles of 4 rows, f16 scales and offset-binary int8, one
  * stream per tile; GGUF's 34-byte blocks cost split loads and an f16
  * conversion per block). Returns 0 or SD_ENOMEM (the model stays usable as it was). */
 int model_repack_q8(model *m, sd_err *err);

@@ -1,7 +1,7 @@
 /* test_kernels.c - kern_matmul at every SIMD level against a double-precision
  * product of the same semantics: F32, F16 and BF16 weights with f32 activations;
  * Q8_0 both in GGUF's 34-byte blocks and packed (kern_q8_pack: tiles of 4 rows
- * of f32 scales and offset-binary int8, model_repack_q8's layout), where the SIMD paths quantize the
+ * of f16 scales and offset-binary int8, model_repack_q8's layout), where the SIMD paths quantize the
  * activations per 32-block and the reference does the same. Shapes cover one
  * and several tokens, rows not a multiple of the tile, an odd number of blocks
  * per row (VNNI's fallback) and block counts that are and are not multiples of
