@@ -50,6 +50,20 @@ static double rel_err(const float *y, const double *ref, size_t n) {
 
 static const kern_simd levels[] = {KERN_SIMD_AVX512, KERN_SIMD_AVX2, KERN_SIMD_SCALAR};
 
+/* Rows of two layouts of one weight that kern_row_f32 reads back differently. */
+static size_t rows_differ(const model_weight *a, const model_weight *b) {
+    const size_t K = (size_t)a->cols;
+    float *ra = xmalloc(K * sizeof *ra), *rb = xmalloc(K * sizeof *rb);
+    size_t bad = 0;
+    for (int64_t r = 0; r < a->rows; r++) {
+        kern_row_f32(ra, a, r);
+        kern_row_f32(rb, b, r);
+        bad += memcmp(ra, rb, K * sizeof *ra) != 0;
+    }
+    free(ra), free(rb);
+    return bad;
+}
+
 static void run(const model_weight *w, const float *x, size_t n, const double *ref, const double *ref_q8, double tol,
                 const char *what, kern_compute mode) {
     const size_t R = (size_t)w->rows;
@@ -113,15 +127,8 @@ static void shape(size_t K, size_t R, size_t n) {
             memcpy(wp, wb, R * K * 2);
             CHECK(kern_bf16_pack(wp, (int64_t)R, (int64_t)K) == 0);
             model_weight pw = {SD_DT_BF16, (int64_t)R, (int64_t)K, wp, 1};
-            float *a = xmalloc(K * sizeof *a), *b = xmalloc(K * sizeof *b);
-            size_t bad = 0;
-            for (size_t r = 0; r < R; r++) {
-                kern_row_f32(a, &w, (int64_t)r);
-                kern_row_f32(b, &pw, (int64_t)r);
-                bad += memcmp(a, b, K * sizeof *a) != 0;
-            }
+            size_t bad = rows_differ(&w, &pw);
             CHECK_MSG(bad == 0, "bf16 packed K=%zu R=%zu: %zu rows differ", K, R, bad);
-            free(a), free(b);
             run(&pw, x, n, ref, NULL, 2e-6, "bf16 packed", KERN_COMPUTE_EXACT);
             free(wp);
         }
@@ -191,17 +198,8 @@ static void shape(size_t K, size_t R, size_t n) {
         model_weight wg = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, blk, 0};
         run(&wg, x, n, ref, NULL, 2e-6, "q8_0 blocks", KERN_COMPUTE_EXACT);
         model_weight wr = {SD_DT_Q8_0, (int64_t)R, (int64_t)K, rq, 1};
-        { /* every packed row reads back as its blocks */
-            float *a = xmalloc(K * sizeof *a), *b = xmalloc(K * sizeof *b);
-            size_t bad = 0;
-            for (size_t r = 0; r < R; r++) {
-                kern_row_f32(a, &wg, (int64_t)r);
-                kern_row_f32(b, &wr, (int64_t)r);
-                bad += memcmp(a, b, K * sizeof *a) != 0;
-            }
-            CHECK_MSG(bad == 0, "q8_0 packed K=%zu R=%zu: %zu rows differ from their blocks", K, R, bad);
-            free(a), free(b);
-        }
+        size_t bad = rows_differ(&wg, &wr); /* every packed row reads back as its blocks */
+        CHECK_MSG(bad == 0, "q8_0 packed K=%zu R=%zu: %zu rows differ from their blocks", K, R, bad);
         run(&wr, x, n, ref, refq, 2e-6, "q8_0 repacked", KERN_COMPUTE_EXACT);
         /* FAST: one-level 8-bit activations (q_hi alone), llama.cpp's Q8_0 x Q8_0 */
         for (size_t t = 0; t < n; t++)
