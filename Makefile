@@ -72,12 +72,12 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(CUDA_PLUGIN): $(CU_OBJ)
-	$(CC) -shared -o $@ $^ $(CUDA_LIBS)
+	$(CC) -shared -Wl,-soname,libsmoldoc_cuda.so -o $@ $^ $(CUDA_LIBS)
 
 # test_cuda calls the plugin's test hooks directly.
 $(BUILD)/tests/test_cuda: tests/test_cuda.c tests/test.h $(LIB) $(CUDA_PLUGIN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(CUDA_PLUGIN) $(LDLIBS) -Wl,-rpath,$(abspath $(BUILD)) -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(CUDA_PLUGIN) $(LDLIBS) -Wl,-rpath,'$$ORIGIN/..' -o $@
 
 # smolrun's subcommands live in tools/smolrun/*.c (declared in tools/smolrun/cmds.h).
 SMOLRUN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/smolrun/*.c))

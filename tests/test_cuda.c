@@ -4,7 +4,8 @@
  * whole-model logits and greedy generation on the tiny and small random models
  * made by `smolrun mkmodel`. Without CUDA in the build or without a device it
  * prints SKIP with the reason and passes. `test_cuda --bw` prints the floors
- * used by tools/check-gpu.sh (copy bandwidth, BF16 GEMM rate). */
+ * used by tools/check-gpu.sh (copy bandwidth, BF16 GEMM rate); `test_cuda
+ * --kernels` runs the kernel checks only (quick enough for compute-sanitizer). */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -346,6 +347,7 @@ int main(int argc, char **argv) {
     test_gemm();
     test_attention();
     test_sampling();
+    if (argc > 1 && !strcmp(argv[1], "--kernels")) return test_done(); /* for compute-sanitizer */
     test_model("tiny", SD_DT_BF16);
     test_model("tiny", SD_DT_F32);
     test_model("small", SD_DT_BF16);

@@ -1,16 +1,39 @@
 #!/usr/bin/env bash
 # check-gpu.sh - `make check-gpu`: builds with CUDA=1, runs the CUDA-versus-CPU
-# parity tests (build/tests/test_cuda), measures the floors (device copy
-# bandwidth, cuBLAS BF16 GEMM rate), then benchmarks the CUDA backend on the
-# full-size random SmolLM3-3B: prefill at 1K, 8K, 32K, 128K prompt tokens and
-# decode at contexts 1K, 32K, 128K. Full logs go to $OUT when set (else a
-# temporary folder); a short table is printed last. Without a GPU it builds,
+# parity tests (build/tests/test_cuda), the kernel checks under
+# compute-sanitizer where it is installed, measures the floors (device copy
+# bandwidth, cuBLAS BF16 GEMM rate on random data), then benchmarks the CUDA
+# backend on the full-size random SmolLM3-3B: prefill at 1K, 8K, 32K, 128K
+# prompt tokens and decode at contexts 1K, 32K, 128K, with decode at 1K also
+# through cuBLAS instead of our GEMV kernel. Full logs go to $OUT when set (else
+# a temporary folder); a short table is printed last. Without a GPU it builds,
 # says so and exits 0. Budget: under 8 minutes on an H100.
+#
 # Environment: BUILD (default build), SMOLDOC_3B (a 3B model folder to use
-# instead of generating one in /tmp), CHECK_GPU_QUICK=1 (skip the 128K runs).
+# instead of generating one in /tmp), CHECK_GPU_QUICK=1 (skip the 128K runs),
+# CHECK_GPU_SANITIZE=0 (skip compute-sanitizer), CHECK_GPU_PREBUILT=1 (use the
+# binaries already in $BUILD, with the shared libraries they need in
+# $BUILD/lib: for a GPU machine without this project's -dev packages).
+#
+# `tools/check-gpu.sh --prep [DIR]` makes such a folder here (default
+# build-gpu): the CUDA build of smolrun, test_cuda and the plugin, plus the
+# non-system libraries they load, ready to carry to the GPU machine and run
+# there as `BUILD=DIR CHECK_GPU_PREBUILT=1 tools/check-gpu.sh`.
 set -u
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --prep ]; then
+    D=${2:-build-gpu}
+    make CUDA=1 BUILD="$D" -j"$(nproc)" "$D/smolrun" "$D/tests/test_cuda" "$D/libsmoldoc_cuda.so" >/dev/null || exit 1
+    mkdir -p "$D/lib"
+    for b in "$D/smolrun" "$D/tests/test_cuda"; do
+        ldd "$b" | awk '$3 ~ /^\// {print $3}'
+    done | sort -u | grep -vE '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/cuda|libcublas|libcudart' |
+        while read -r f; do cp -L "$f" "$D/lib/"; done
+    echo "check-gpu --prep: $D ready ($(du -sh "$D" | cut -f1)); libraries: $(ls "$D/lib" | tr '\n' ' ')"
+    exit 0
+fi
 BUILD=${BUILD:-build}
+export BUILD
 LOG=${OUT:-$(mktemp -d /tmp/check-gpu.XXXXXX)}
 mkdir -p "$LOG"
 SR=$BUILD/smolrun
@@ -19,17 +42,35 @@ trap 'rm -rf "$TMPD"' EXIT
 T0=$(date +%s)
 say() { printf '[%4ds] %s\n' $(( $(date +%s) - T0 )) "$*" | tee -a "$LOG/summary.log"; }
 
-say "build: make CUDA=1 (log $LOG/build.log)"
 BUILDNOTE="clean (-Werror)"
-if ! make CUDA=1 -j"$(nproc)" "$SR" "$BUILD/tests/test_cuda" >"$LOG/build.log" 2>&1; then
-    # Device time is scarce: retry without -Werror so the checks still run, and say so.
-    grep -E 'error|warning' "$LOG/build.log" | head -5 | tee -a "$LOG/summary.log"
-    say "strict build failed; retrying with WERROR= (warnings allowed)"
-    BUILDNOTE="WARNINGS: strict -Werror build failed, see build.log"
-    if ! make CUDA=1 WERROR= -j"$(nproc)" "$SR" "$BUILD/tests/test_cuda" >>"$LOG/build.log" 2>&1; then
-        tail -30 "$LOG/build.log"
-        say "check-gpu: BUILD FAILED"
+if [ "${CHECK_GPU_PREBUILT:-0}" = 1 ]; then
+    BUILDNOTE="prebuilt in $BUILD (CUDA=1 -Werror build made elsewhere)"
+    # cuBLAS and the CUDA runtime: the toolkit's, else pip's nvidia packages.
+    CUL=""
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+        [ -e "$d/libcublas.so.13" ] && CUL="$CUL:$d"
+    done
+    [ -z "$CUL" ] && CUL=":$(find /usr /opt -name 'libcublas.so.13*' 2>/dev/null | head -1 | xargs -r dirname)"
+    export LD_LIBRARY_PATH="$BUILD/lib:$BUILD$CUL${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    say "prebuilt: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    { echo "== ldd"; ldd "$BUILD/tests/test_cuda"; ldd "$BUILD/libsmoldoc_cuda.so"; } >"$LOG/build.log" 2>&1
+    if grep -q "not found" "$LOG/build.log"; then
+        grep "not found" "$LOG/build.log" | tee -a "$LOG/summary.log"
+        say "check-gpu: prebuilt binaries miss libraries"
         exit 1
+    fi
+else
+    say "build: make CUDA=1 (log $LOG/build.log)"
+    if ! make CUDA=1 -j"$(nproc)" "$SR" "$BUILD/tests/test_cuda" >"$LOG/build.log" 2>&1; then
+        # Device time is scarce: retry without -Werror so the checks still run, and say so.
+        grep -E 'error|warning' "$LOG/build.log" | head -5 | tee -a "$LOG/summary.log"
+        say "strict build failed; retrying with WERROR= (warnings allowed)"
+        BUILDNOTE="WARNINGS: strict -Werror build failed, see build.log"
+        if ! make CUDA=1 WERROR= -j"$(nproc)" "$SR" "$BUILD/tests/test_cuda" >>"$LOG/build.log" 2>&1; then
+            tail -30 "$LOG/build.log"
+            say "check-gpu: BUILD FAILED"
+            exit 1
+        fi
     fi
 fi
 
@@ -48,6 +89,17 @@ PARITY=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda.log" | tail -1)
 [ -z "$PARITY" ] && PARITY="no summary (exit $trc)"
 grep -E '^(FAIL|SKIP)|argmax agreement|rel err|diverges|device:' "$LOG/test_cuda.log" | head -40 | tee -a "$LOG/summary.log"
 say "parity: $PARITY (exit $trc)"
+
+SANI="not run"
+if [ "${CHECK_GPU_SANITIZE:-1}" != 0 ] && command -v compute-sanitizer >/dev/null; then
+    say "compute-sanitizer memcheck: test_cuda --kernels (log $LOG/sanitizer.log)"
+    timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_cuda" --kernels \
+        >"$LOG/sanitizer.log" 2>&1
+    src=$?
+    SANI="$(grep -E 'ERROR SUMMARY' "$LOG/sanitizer.log" | tail -1) (exit $src)"
+    grep -E '^(FAIL)|Invalid|ERROR SUMMARY' "$LOG/sanitizer.log" | head -8 | tee -a "$LOG/summary.log"
+    say "compute-sanitizer: $SANI"
+fi
 
 say "floors: $BUILD/tests/test_cuda --bw"
 timeout 60 "$BUILD/tests/test_cuda" --bw >"$TMPD/floors.log" 2>&1
@@ -71,8 +123,8 @@ fi
 # bench NAME PROMPT GEN: one JSON line in $TMPD/bench_NAME.json, all output in $LOG/bench.log
 bench() {
     local name=$1 np=$2 ng=$3
-    say "bench $name: --prompt $np --gen $ng"
-    timeout 300 "$SR" bench --model "$M" --backend cuda --prompt "$np" --gen "$ng" --reps 1 --chunk 8192 \
+    say "bench $name: --prompt $np --gen $ng ${BENCH_ENV:-}"
+    env ${BENCH_ENV:-} timeout 150 "$SR" bench --model "$M" --backend cuda --prompt "$np" --gen "$ng" --reps 1 --chunk 8192 \
         --ctx $((np + ng + 1)) >"$TMPD/bench_$name.json" 2>"$TMPD/bench_$name.err"
     local rc=$?
     { echo "== $name: prompt $np gen $ng (exit $rc)"; cat "$TMPD/bench_$name.err" "$TMPD/bench_$name.json"; } >>"$LOG/bench.log"
@@ -82,6 +134,7 @@ bench() {
 field() { grep -o "\"$2\":[0-9.]*" "$TMPD/bench_$1.json" 2>/dev/null | head -1 | cut -d: -f2; }
 
 bench 1k 1024 128
+BENCH_ENV=SMOLDOC_CUDA_GEMV=0 bench 1kblas 1024 128
 bench 8k 8192 0
 bench 32k 32768 64
 if [ "${CHECK_GPU_QUICK:-0}" != 1 ]; then bench 128k 131072 64; fi
@@ -111,6 +164,9 @@ KVTOK=$((36 * 2 * 4 * 128 * 2)) # KV bytes per context token
             if (v == "" || v == 0) printf "%-22s %12s %12.0f %8s %12s\n", "decode @" n " tok/s", "not run", floor, "-", tgt;
             else printf "%-22s %12.1f %12.0f %7.0f%% %12s\n", "decode @" n " tok/s", v, floor, 100 * v / floor, tgt }'
     done
+    v=$(field 1kblas decode_tps)
+    printf '%-22s %12s   (decode products through cuBLAS instead of our GEMV kernel)\n' "decode @1k cuBLAS" "${v:-not run}"
+    echo "compute-sanitizer: $SANI"
     echo "floors: bandwidth ${BW} GB/s (copy kernel), BF16 GEMM ${TF} TFLOP/s (cuBLAS 8192^3)"
     echo "parity: $PARITY"
     echo "build: $BUILDNOTE"
