@@ -99,6 +99,11 @@ static void test_attention(void) {
         {1, 1000, 16, 4, 128, 256, 0, 0},  {1, 5000, 16, 4, 128, 256, 0, 7}, {37, 0, 16, 4, 128, 16, 0, 0},
         {50, 300, 4, 2, 16, 16, 1, 0},     {20, 100, 8, 2, 32, 32, 0, 3},    {64, 64, 8, 8, 64, 64, 0, 0},
         {9, 40, 4, 1, 8, 8, 1, 2},         {3, 2000, 16, 4, 128, 256, 1, 0}, {130, 700, 16, 4, 128, 256, 0, 0},
+        /* the tensor-core kernel (BF16 KV, head_dim 64/128, >= 32 query rows): partial and exact
+         * 64-row blocks, GQA groups of 1, 3 and 4, forced and chosen splits, tiles past a block edge */
+        {16, 0, 16, 4, 128, 16, 0, 0},     {8, 0, 16, 4, 128, 16, 0, 0},     {200, 3000, 16, 4, 128, 256, 0, 5},
+        {33, 5, 12, 4, 64, 16, 0, 0},      {300, 0, 16, 4, 128, 64, 0, 2},   {40, 1000, 8, 8, 128, 32, 0, 0},
+        {97, 31, 16, 4, 64, 8, 0, 0},
     };
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         size_t n = cs[c].n, p0 = cs[c].pos0, ctx = n + p0;
@@ -197,14 +202,14 @@ static void test_sampling(void) {
 
 /* ---- whole model ---- */
 
-static int make_model(const char *preset, char *dir, size_t dlen) {
+static int make_model(const char *preset, const char *extra, char *dir, size_t dlen) {
     const char *b = getenv("BUILD");
     char sr[512], cmd[2048];
     snprintf(sr, sizeof sr, "%s/smolrun", b && *b ? b : "build");
     if (access(sr, X_OK)) return -1;
     snprintf(dir, dlen, "/tmp/sd_test_cuda_XXXXXX");
     if (!mkdtemp(dir)) return -2;
-    snprintf(cmd, sizeof cmd, "%s mkmodel --out %s --preset %s --seed 7 >/dev/null 2>&1", sr, dir, preset);
+    snprintf(cmd, sizeof cmd, "%s mkmodel --out %s --preset %s --seed 7 %s >/dev/null 2>&1", sr, dir, preset, extra);
     return system(cmd) == 0 ? 0 : -2;
 }
 
@@ -228,11 +233,12 @@ static int run(backend *b, const int32_t *tok, size_t n, size_t pos0, size_t chu
 
 static void poison(float *v, size_t n) { for (size_t i = 0; i < n; i++) v[i] = NAN; }
 
-static void test_model(const char *preset, sd_dtype kv) {
-    char dir[256];
-    int mr = make_model(preset, dir, sizeof dir);
-    if (mr == -1) { SKIP("%s model: smolrun not built (make build/smolrun)", preset); return; }
-    CHECK_MSG(mr == 0, "smolrun mkmodel --preset %s failed", preset);
+static void test_model(const char *preset, const char *extra, sd_dtype kv) {
+    char dir[256], label[96];
+    snprintf(label, sizeof label, "%s%s%s", preset, *extra ? " " : "", extra);
+    int mr = make_model(preset, extra, dir, sizeof dir);
+    if (mr == -1) { SKIP("%s model: smolrun not built (make build/smolrun)", label); return; }
+    CHECK_MSG(mr == 0, "smolrun mkmodel --preset %s failed", label);
     if (mr) return;
     model *m = NULL;
     sd_err err = {0};
@@ -262,9 +268,9 @@ static void test_model(const char *preset, sd_dtype kv) {
     for (size_t t = 0; t < NP; t++) same += argmax(ref + t * V, V) == argmax(got + t * V, V);
     double e = rel_err(got, ref, NP * V);
     const char *kvn = dtype_name(kv);
-    printf("%s kv %s prefill: argmax agreement %zu/%zu, rel err %.3g\n", preset, kvn, same, NP, e);
-    CHECK_MSG(same * 100 >= NP * 99, "%s: argmax agrees at %zu of %zu positions", preset, same, NP);
-    CHECK_MSG(e <= 1e-2, "%s kv %s: prefill logits rel err %g", preset, kvn, e);
+    printf("%s kv %s prefill: argmax agreement %zu/%zu, rel err %.3g\n", label, kvn, same, NP, e);
+    CHECK_MSG(same * 100 >= NP * 99, "%s: argmax agrees at %zu of %zu positions", label, same, NP);
+    CHECK_MSG(e <= 1e-2, "%s kv %s: prefill logits rel err %g", label, kvn, e);
     /* greedy generation, each backend on its own tokens */
     int32_t *gc = malloc(NG * sizeof(int32_t)), *gg = malloc(NG * sizeof(int32_t));
     float *lc = malloc(V * 4), *lgp = malloc(V * 4);
@@ -288,16 +294,16 @@ static void test_model(const char *preset, sd_dtype kv) {
                 float top = lc[ac], second = -FLT_MAX;
                 for (size_t i = 0; i < V; i++) if (i != ac && lc[i] > second) second = lc[i];
                 if (top - second >= 1e-2f) tie_ok = 0;
-                printf("%s: greedy generation diverges at step %zu (CPU top-2 gap %g)\n", preset, s, top - second);
+                printf("%s: greedy generation diverges at step %zu (CPU top-2 gap %g)\n", label, s, top - second);
             }
         }
         gc[s] = tc = (int32_t)ac;
         gg[s] = tg = (int32_t)ag;
     }
-    printf("%s kv %s decode: worst logits rel err %.3g over the identical steps\n", preset, kvn, worst);
-    CHECK_MSG(tie_ok, "%s: greedy generation diverged at step %d, not a near-tie", preset, diverged);
-    CHECK_MSG(worst <= 1e-2, "%s: decode logits rel err %g", preset, worst);
-    CHECK_MSG(sample_ok, "%s: device greedy sampling differs from the host argmax of the device logits", preset);
+    printf("%s kv %s decode: worst logits rel err %.3g over the identical steps\n", label, kvn, worst);
+    CHECK_MSG(tie_ok, "%s: greedy generation diverged at step %d, not a near-tie", label, diverged);
+    CHECK_MSG(worst <= 1e-2, "%s: decode logits rel err %g", label, worst);
+    CHECK_MSG(sample_ok, "%s: device greedy sampling differs from the host argmax of the device logits", label);
     /* kv_copy: the same continuation through copied blocks gives the same logits */
     {
         int nb = (int)((NP + NG + BS - 1) / BS), t2[32];
@@ -312,7 +318,7 @@ static void test_model(const char *preset, sd_dtype kv) {
         poison(lgp, V);
         if (ok && (gpu->ops->forward(gpu, &b1, &err) || gpu->ops->forward(gpu, &b2, &err))) ok = 0;
         CHECK_MSG(ok, "kv_copy: %s", err.msg);
-        CHECK_MSG(ok && rel_err(lgp, lc, V) <= 1e-5, "%s: logits through copied KV blocks differ", preset);
+        CHECK_MSG(ok && rel_err(lgp, lc, V) <= 1e-5, "%s: logits through copied KV blocks differ", label);
     }
     free(gc); free(gg); free(lc); free(lgp); free(ref); free(got); free(tok);
 out:
@@ -348,9 +354,10 @@ int main(int argc, char **argv) {
     test_attention();
     test_sampling();
     if (argc > 1 && !strcmp(argv[1], "--kernels")) return test_done(); /* for compute-sanitizer */
-    test_model("tiny", SD_DT_BF16);
-    test_model("tiny", SD_DT_F32);
-    test_model("small", SD_DT_BF16);
+    test_model("tiny", "", SD_DT_BF16);
+    test_model("tiny", "", SD_DT_F32);
+    test_model("small", "", SD_DT_BF16);
+    test_model("small", "--head-dim 128", SD_DT_BF16); /* prefill through the tensor-core kernel */
     return test_done();
 #endif
 }

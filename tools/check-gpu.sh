@@ -120,11 +120,12 @@ if [ ! -f "$M/config.json" ]; then
     fi
 fi
 
-# bench NAME PROMPT GEN: one JSON line in $TMPD/bench_NAME.json, all output in $LOG/bench.log
+# bench NAME PROMPT GEN [REPS]: one JSON line (medians over REPS, default 1) in
+# $TMPD/bench_NAME.json, all output in $LOG/bench.log; BENCH_ENV: variables for the run
 bench() {
-    local name=$1 np=$2 ng=$3
-    say "bench $name: --prompt $np --gen $ng ${BENCH_ENV:-}"
-    env ${BENCH_ENV:-} timeout 150 "$SR" bench --model "$M" --backend cuda --prompt "$np" --gen "$ng" --reps 1 --chunk 8192 \
+    local name=$1 np=$2 ng=$3 reps=${4:-1}
+    say "bench $name: --prompt $np --gen $ng --reps $reps ${BENCH_ENV:-}"
+    env ${BENCH_ENV:-} timeout 150 "$SR" bench --model "$M" --backend cuda --prompt "$np" --gen "$ng" --reps "$reps" --chunk 8192 \
         --ctx $((np + ng + 1)) >"$TMPD/bench_$name.json" 2>"$TMPD/bench_$name.err"
     local rc=$?
     { echo "== $name: prompt $np gen $ng (exit $rc)"; cat "$TMPD/bench_$name.err" "$TMPD/bench_$name.json"; } >>"$LOG/bench.log"
@@ -133,12 +134,20 @@ bench() {
 }
 field() { grep -o "\"$2\":[0-9.]*" "$TMPD/bench_$1.json" 2>/dev/null | head -1 | cut -d: -f2; }
 
-bench 1k 1024 128
-BENCH_ENV=SMOLDOC_CUDA_GEMV=0 bench 1kblas 1024 128
-bench 8k 8192 0
+# Variants beside the defaults (graph decode, our GEMV, tensor-core prefill attention):
+# decode without the graph, decode through cuBLAS, prefill with the f32 attention
+# kernel, and per-operation device profiles (SMOLDOC_CUDA_PROF, in bench.log).
+bench 1k 1024 128 3
+BENCH_ENV=SMOLDOC_CUDA_GRAPH=0 bench 1knograph 1024 128 3
+BENCH_ENV=SMOLDOC_CUDA_GEMV=0 bench 1kblas 1024 128 3
+BENCH_ENV=SMOLDOC_CUDA_PROF=1 bench 1kprof 1024 32
+bench 8k 8192 0 3
+BENCH_ENV=SMOLDOC_CUDA_FA=0 bench 8knofa 8192 0
 bench 32k 32768 64
+BENCH_ENV=SMOLDOC_CUDA_PROF=1 bench 32kprof 32768 8
 if [ "${CHECK_GPU_QUICK:-0}" != 1 ]; then bench 128k 131072 64; fi
 
+for f in "$TMPD"/bench_*prof.err; do [ -f "$f" ] && { echo "== $(basename "$f" .err)"; grep -A12 "cuda profile" "$f"; }; done
 # Floors. Model: 36 layers, 16 heads, 4 KV heads, head_dim 128, BF16 KV.
 WB=$(field 1k weight_bytes); WB=${WB:-6150000000}
 KVTOK=$((36 * 2 * 4 * 128 * 2)) # KV bytes per context token
@@ -164,8 +173,10 @@ KVTOK=$((36 * 2 * 4 * 128 * 2)) # KV bytes per context token
             if (v == "" || v == 0) printf "%-22s %12s %12.0f %8s %12s\n", "decode @" n " tok/s", "not run", floor, "-", tgt;
             else printf "%-22s %12.1f %12.0f %7.0f%% %12s\n", "decode @" n " tok/s", v, floor, 100 * v / floor, tgt }'
     done
-    v=$(field 1kblas decode_tps)
-    printf '%-22s %12s   (decode products through cuBLAS instead of our GEMV kernel)\n' "decode @1k cuBLAS" "${v:-not run}"
+    echo "variants:"
+    printf '  %-20s %12s   (decode step launched kernel by kernel)\n' "decode @1k no graph" "$(field 1knograph decode_tps)"
+    printf '  %-20s %12s   (decode products through cuBLAS, no graph)\n' "decode @1k cuBLAS" "$(field 1kblas decode_tps)"
+    printf '  %-20s %12s   (prefill attention on the f32 kernel)\n' "prefill 8k no TC" "$(field 8knofa prefill_tps)"
     echo "compute-sanitizer: $SANI"
     echo "floors: bandwidth ${BW} GB/s (copy kernel), BF16 GEMM ${TF} TFLOP/s (cuBLAS 8192^3)"
     echo "parity: $PARITY"

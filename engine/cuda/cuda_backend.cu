@@ -69,10 +69,13 @@ __global__ void k_rmsnorm(bf16 *y, const float *x, const float *w, int d, float 
 }
 
 /* cs (n, half, 2): cos and sin at position pos0 + t, times the attention factor,
- * computed in double and cast to float as the CPU backend does. */
-__global__ void k_rope_table(float *cs, const double *inv_freq, long pos0, int n, int half, double factor) {
+ * computed in double and cast to float as the CPU backend does. dpos, when not
+ * NULL, holds pos0 on the device (the decode graph: one graph, many positions). */
+__global__ void k_rope_table(float *cs, const double *inv_freq, long pos0, const long *dpos, int n, int half,
+                             double factor) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n * half) return;
+    if (dpos) pos0 = *dpos;
     int t = idx / half, i = idx % half;
     double a = (double)(pos0 + t) * inv_freq[i], s, c;
     sincos(a, &s, &c);
@@ -89,11 +92,13 @@ struct kv_geom {
 };
 
 /* From qkv (n, qd + 2 kvd) f32: q (n, qd) f32 with RoPE applied (unless NoPE);
- * K (RoPE'd) and V written into the pool at positions pos0 + t. */
+ * K (RoPE'd) and V written into the pool at positions pos0 + t (pos0 from dpos
+ * when that is not NULL). */
 template <typename KT>
 __global__ void k_rope_store(float *q, KT *kv, const float *qkv, const float *cs, const int *table, kv_geom g,
-                             long pos0, int nh, int nkv, int hd, int rope) {
+                             long pos0, const long *dpos, int nh, int nkv, int hd, int rope) {
     int t = blockIdx.x, half = hd / 2, qd = nh * hd, kvd = nkv * hd;
+    if (dpos) pos0 = *dpos;
     const float *src = qkv + (size_t)t * (qd + 2 * kvd);
     long p = pos0 + t;
     KT *dst = kv + (size_t)table[p / g.bs] * g.block_elems + g.layer_off + (size_t)(p % g.bs) * g.kvd;
@@ -158,6 +163,8 @@ struct attn_args {
     kv_geom g;
     int n, nh, nkv, grp;
     long pos0;
+    const long *dpos;   /* when not NULL: pos0 on the device, and split_len is
+                           recomputed from it (the decode graph) */
     float scale;
     int split_len, splits;
     bf16 *out;          /* (n, nh, HD) when splits == 1 */
@@ -189,8 +196,14 @@ __global__ void __launch_bounds__(ATT_NW * 32) k_attention(attn_args a) {
         Qs[rr][d] = v;
     }
     int r_last = min(r0 + ATT_ROWS, nrows) - 1;
-    long kbeg = (long)split * a.split_len;
-    long kend = min(kbeg + (long)a.split_len, a.pos0 + r_last / a.grp + 1);
+    long pos0 = a.pos0, split_len = a.split_len;
+    if (a.dpos) { /* as choose_splits: ceil(ctx / splits), rounded up to whole tiles */
+        pos0 = *a.dpos;
+        long ctx = pos0 + a.n;
+        split_len = ((ctx + a.splits - 1) / a.splits + ATT_BK - 1) / ATT_BK * ATT_BK;
+    }
+    long kbeg = (long)split * split_len;
+    long kend = min(kbeg + split_len, pos0 + r_last / a.grp + 1);
     float m[RPW], l[RPW], acc[RPW][DPL];
     long qpos[RPW];
     bool valid[RPW];
@@ -198,7 +211,7 @@ __global__ void __launch_bounds__(ATT_NW * 32) k_attention(attn_args a) {
     for (int i = 0; i < RPW; i++) {
         int r = r0 + w + i * ATT_NW;
         valid[i] = r < nrows;
-        qpos[i] = a.pos0 + r / a.grp;
+        qpos[i] = pos0 + r / a.grp;
         m[i] = -INFINITY;
         l[i] = 0;
 #pragma unroll
@@ -286,6 +299,201 @@ __global__ void __launch_bounds__(ATT_NW * 32) k_attention(attn_args a) {
     }
 }
 
+/* ---- tensor-core flash attention (prefill) ----
+ * FlashAttention-2 order on mma.sync m16n8k16 (BF16 in, f32 accumulate), for
+ * BF16 KV and head_dim 64 or 128. A block of FA_NW warps owns FA_BM = 64 query
+ * rows of one KV head (row = token * grp + head in the group, as k_attention)
+ * and walks the keys of its split in tiles of FA_BN = 64 read through the block
+ * table. Each warp keeps 16 rows: their Q fragments, the score tile S = Q K^T
+ * and the output O = P V in registers, with the online softmax done on the
+ * accumulators (base 2: scores are scaled by scale * log2 e). K and V go
+ * through shared memory with rows padded by 16 bytes, so the 32-bit fragment
+ * loads of K and the transposing ldmatrix of V are free of bank conflicts.
+ * Q is rounded to BF16 (k_attention keeps it f32). Masked keys, keys past the
+ * split and padding rows read zeros, so no NaN can enter. */
+enum { FA_BM = 64, FA_BN = 64, FA_NW = 4 };
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x (lo) in the low half */
+    return *(uint32_t *)&v;
+}
+
+__device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const void *p) {
+    uint32_t s = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+template <int HD>
+__global__ void __launch_bounds__(FA_NW * 32) k_flash_attn(attn_args a) {
+    constexpr int SROW = HD + 8;        /* padded row, in bf16 */
+    constexpr int SW = SROW / 2;        /* the same in 32-bit words */
+    constexpr int KS = HD / 16;         /* k-steps of Q K^T */
+    constexpr int NT = FA_BN / 8;       /* n-tiles of S */
+    constexpr int OT = HD / 8;          /* n-tiles of O */
+    constexpr int CH = HD / 8;          /* 16-byte chunks per row */
+    __shared__ __align__(16) bf16 Ks[FA_BN * SROW]; /* holds Q first */
+    __shared__ __align__(16) bf16 Vs[FA_BN * SROW];
+    const int g = blockIdx.y, split = blockIdx.z, r0 = blockIdx.x * FA_BM;
+    const int nrows = a.n * a.grp, tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int gi = lane >> 2, tig = lane & 3;
+    const bf16 *kv = (const bf16 *)a.kv;
+
+    /* Q rows -> BF16 in Ks, then into registers */
+    for (int e = tid; e < FA_BM * (HD / 4); e += FA_NW * 32) {
+        int rr = e / (HD / 4), d = (e % (HD / 4)) * 4, r = r0 + rr;
+        float4 v = make_float4(0, 0, 0, 0);
+        if (r < nrows) v = *(const float4 *)(a.q + ((size_t)(r / a.grp) * a.nh + (size_t)g * a.grp + r % a.grp) * HD + d);
+        uint32_t *dst = (uint32_t *)(Ks + rr * SROW + d);
+        dst[0] = pack_bf16x2(v.x, v.y);
+        dst[1] = pack_bf16x2(v.z, v.w);
+    }
+    __syncthreads();
+    uint32_t qf[KS][4];
+    {
+        const uint32_t *Q32 = (const uint32_t *)Ks;
+        const int ra = w * 16 + gi, rb = ra + 8;
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++) {
+            qf[kk][0] = Q32[ra * SW + kk * 8 + tig];
+            qf[kk][1] = Q32[rb * SW + kk * 8 + tig];
+            qf[kk][2] = Q32[ra * SW + kk * 8 + 4 + tig];
+            qf[kk][3] = Q32[rb * SW + kk * 8 + 4 + tig];
+        }
+    }
+    const int row_a = r0 + w * 16 + gi, row_b = row_a + 8;
+    const long qpos_a = a.pos0 + row_a / a.grp, qpos_b = a.pos0 + row_b / a.grp;
+    const int r_last = min(r0 + FA_BM, nrows) - 1;
+    const long kbeg = (long)split * a.split_len;
+    const long kend = min(kbeg + (long)a.split_len, a.pos0 + r_last / a.grp + 1);
+    const float sl2 = a.scale * 1.4426950408889634f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0, l_b = 0;
+    float o[OT][4];
+#pragma unroll
+    for (int j = 0; j < OT; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0;
+
+    for (long k0 = kbeg; k0 < kend; k0 += FA_BN) {
+        __syncthreads(); /* Q fragments read / previous tile consumed */
+        for (int e = tid; e < FA_BN * CH; e += FA_NW * 32) {
+            int kr = e / CH, d0 = (e % CH) * 8;
+            long p = k0 + kr;
+            uint4 kb = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
+            if (p < kend) {
+                size_t off = (size_t)a.table[p / a.g.bs] * a.g.block_elems + a.g.layer_off +
+                             (size_t)(p % a.g.bs) * a.g.kvd + (size_t)g * HD + d0;
+                kb = *(const uint4 *)(kv + off);
+                vb = *(const uint4 *)(kv + off + a.g.v_off);
+            }
+            *(uint4 *)(Ks + kr * SROW + d0) = kb;
+            *(uint4 *)(Vs + kr * SROW + d0) = vb;
+        }
+        __syncthreads();
+        /* S = Q K^T */
+        float s[NT][4];
+#pragma unroll
+        for (int j = 0; j < NT; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0;
+        const uint32_t *K32 = (const uint32_t *)Ks;
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++)
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                const uint32_t *kr = K32 + (j * 8 + gi) * SW + kk * 8 + tig;
+                mma_16816(s[j], qf[kk], kr[0], kr[4]);
+            }
+        /* mask, scale, row maxima */
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                long key = k0 + j * 8 + 2 * tig + (e & 1);
+                long qp = e < 2 ? qpos_a : qpos_b;
+                float v = (key < kend && key <= qp) ? s[j][e] * sl2 : -INFINITY;
+                s[j][e] = v;
+                if (e < 2) mx_a = fmaxf(mx_a, v);
+                else mx_b = fmaxf(mx_b, v);
+            }
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+        float mu_a = mn_a == -INFINITY ? 0.0f : mn_a, mu_b = mn_b == -INFINITY ? 0.0f : mn_b;
+        float c_a = exp2f(m_a - mu_a), c_b = exp2f(m_b - mu_b);
+        m_a = mn_a;
+        m_b = mn_b;
+        float ps_a = 0, ps_b = 0;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            s[j][0] = exp2f(s[j][0] - mu_a);
+            s[j][1] = exp2f(s[j][1] - mu_a);
+            s[j][2] = exp2f(s[j][2] - mu_b);
+            s[j][3] = exp2f(s[j][3] - mu_b);
+            ps_a += s[j][0] + s[j][1];
+            ps_b += s[j][2] + s[j][3];
+        }
+        l_a = l_a * c_a + ps_a; /* this thread's share; summed over the quad at the end */
+        l_b = l_b * c_b + ps_b;
+#pragma unroll
+        for (int j = 0; j < OT; j++) {
+            o[j][0] *= c_a;
+            o[j][1] *= c_a;
+            o[j][2] *= c_b;
+            o[j][3] *= c_b;
+        }
+        /* O += P V: P from the S accumulators, V^T fragments by ldmatrix.trans */
+#pragma unroll
+        for (int kk = 0; kk < FA_BN / 16; kk++) {
+            uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
+                              pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            const int mat = lane >> 3;
+            const bf16 *vrow = Vs + (kk * 16 + (mat & 1) * 8 + (lane & 7)) * SROW + (mat >> 1) * 8;
+#pragma unroll
+            for (int jn = 0; jn < OT / 2; jn++) {
+                uint32_t vb[4];
+                ldsm_x4_trans(vb, vrow + jn * 16);
+                mma_16816(o[2 * jn], pa, vb[0], vb[1]);
+                mma_16816(o[2 * jn + 1], pa, vb[2], vb[3]);
+            }
+        }
+    }
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int r = half ? row_b : row_a;
+        if (r >= nrows) continue;
+        const float l = half ? l_b : l_a, m = half ? m_b : m_a;
+        const int t = r / a.grp, h = g * a.grp + r % a.grp;
+        if (a.splits == 1) {
+            const float inv = l > 0 ? 1.0f / l : 0.0f;
+            uint32_t *dst = (uint32_t *)(a.out + ((size_t)t * a.nh + h) * HD);
+#pragma unroll
+            for (int j = 0; j < OT; j++) dst[j * 4 + tig] = pack_bf16x2(o[j][2 * half] * inv, o[j][2 * half + 1] * inv);
+        } else {
+            const size_t pr = ((size_t)split * a.n + t) * a.nh + h;
+            float2 *dst = (float2 *)(a.part + pr * HD);
+#pragma unroll
+            for (int j = 0; j < OT; j++) dst[j * 4 + tig] = make_float2(o[j][2 * half], o[j][2 * half + 1]);
+            if (tig == 0) {
+                a.ml[pr * 2] = m * 0.6931471805599453f; /* base-2 max -> natural, as k_attention's */
+                a.ml[pr * 2 + 1] = l;
+            }
+        }
+    }
+}
+
 /* Merges the splits of k_attention: out (n, nh, hd) bf16. One block per (t, h). */
 __global__ void k_attn_combine(bf16 *out, const float *part, const float *ml, int n, int nh, int hd, int splits) {
     size_t row = blockIdx.x; /* t * nh + h */
@@ -309,6 +517,13 @@ __global__ void k_attn_combine(bf16 *out, const float *part, const float *ml, in
 }
 
 /* ---- the backend ---- */
+
+/* Operations timed by SMOLDOC_CUDA_PROF (the label of a mark is the op that
+ * ended at it). */
+enum { OP_START, OP_EMBED, OP_NORM, OP_QKV, OP_ROPE, OP_ATTN, OP_WO, OP_GU, OP_SWIGLU, OP_DOWN, OP_LOGITS, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"start", "embed", "rmsnorm", "qkv", "rope+kv", "attention",
+                                               "o_proj", "gate_up", "swiglu", "down", "lm_head"};
+enum { PROF_MAX_EV = 1024 };
 
 typedef struct cu_layer {
     bf16 *wqkv;  /* (qd + 2 kvd, H): wq rows, then wk, then wv */
@@ -357,7 +572,60 @@ typedef struct cuda_backend {
     int table_cap;
     int use_gemv;
     const float *last_logits; /* row of the last position after a forward, or NULL */
+    /* the decode step (n == 1) as one CUDA graph: it reads its position from
+     * dpos, so it serves every position until the KV split count or the table
+     * buffer changes */
+    int use_graph;      /* 0 after SMOLDOC_CUDA_GRAPH=0 or a failed capture */
+    long *dpos;         /* device: pos0 of the step */
+    long *hpos;         /* pinned host copy */
+    cudaGraphExec_t graph;
+    int graph_splits;
+    const int *graph_table;
+    /* SMOLDOC_CUDA_PROF=1: events between the operations of eager forwards,
+     * summed per operation, decode (n == 1) and prefill apart, printed to
+     * stderr when the backend is freed. Graphs are off then. */
+    int prof, prof_n;
+    cudaEvent_t prof_ev[PROF_MAX_EV];
+    unsigned char prof_lab[PROF_MAX_EV];
+    double prof_ms[2][OP_COUNT];
+    long prof_fwd[2];
 } cuda_backend;
+
+static void prof_mark(cuda_backend *cb, int op) {
+    if (!cb->prof || cb->prof_n >= PROF_MAX_EV) return;
+    if (!cb->prof_ev[cb->prof_n] && cudaEventCreate(&cb->prof_ev[cb->prof_n]) != cudaSuccess) return;
+    cb->prof_lab[cb->prof_n] = (unsigned char)op;
+    cudaEventRecord(cb->prof_ev[cb->prof_n++], cb->st);
+}
+
+/* After the forward's final synchronisation: time between marks, per op. */
+static void prof_collect(cuda_backend *cb, int decode) {
+    if (!cb->prof) return;
+    for (int i = 1; i < cb->prof_n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, cb->prof_ev[i - 1], cb->prof_ev[i]) == cudaSuccess)
+            cb->prof_ms[decode][cb->prof_lab[i]] += ms;
+    }
+    if (cb->prof_n > 1) cb->prof_fwd[decode]++;
+    cb->prof_n = 0;
+}
+
+static void prof_print(cuda_backend *cb) {
+    if (!cb->prof) return;
+    for (int d = 0; d < 2; d++) {
+        if (!cb->prof_fwd[d]) continue;
+        double tot = 0;
+        for (int o = 0; o < OP_COUNT; o++) tot += cb->prof_ms[d][o];
+        fprintf(stderr, "cuda profile, %s: %ld forwards, %.3f ms each on the device\n", d ? "decode" : "prefill",
+                cb->prof_fwd[d], tot / cb->prof_fwd[d]);
+        for (int o = 0; o < OP_COUNT; o++)
+            if (cb->prof_ms[d][o] > 0)
+                fprintf(stderr, "  %-10s %9.4f ms %5.1f%%\n", op_names[o], cb->prof_ms[d][o] / cb->prof_fwd[d],
+                        100 * cb->prof_ms[d][o] / tot);
+    }
+    for (int i = 0; i < PROF_MAX_EV; i++)
+        if (cb->prof_ev[i]) cudaEventDestroy(cb->prof_ev[i]);
+}
 
 /* y (n, rows) f32 (+)= x (n, cols) bf16 . W^T, W (rows, cols) bf16 row-major.
  * Column-major view: Y^T (rows, n) = W (as cols x rows, transposed) . X^T. */
@@ -404,31 +672,46 @@ static int attention_hd(cudaStream_t st, int hd, const attn_args &a, sd_err *err
 static int head_dim_supported(int hd) { return hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128; }
 
 /* Chooses the KV splits for n queries over ctx keys: enough blocks to fill the
- * GPU (about 4 per multiprocessor), splits of at least 256 keys, n * splits
- * within the partials buffer. force > 0 overrides. */
-static void choose_splits(int n, int grp, int nkv, long ctx, int sms, int part_cap, int force, int *splits,
-                          int *split_len) {
-    long base = (long)((n * grp + ATT_ROWS - 1) / ATT_ROWS) * nkv, target = 4L * sms;
+ * GPU (about 4 per multiprocessor), splits of at least 4 * gran keys (k_attention:
+ * 128, the tensor-core kernel: 256), n * splits within the partials buffer.
+ * rows: query rows per block; gran: split lengths are multiples of it. force > 0
+ * overrides. */
+static void choose_splits(int n, int grp, int nkv, long ctx, int sms, int part_cap, int force, int rows, int gran,
+                          int *splits, int *split_len) {
+    long base = (long)((n * grp + rows - 1) / rows) * nkv, target = 4L * sms;
     long s = 1;
     if (force > 0) s = force;
     else if (base < target) {
         s = (target + base - 1) / base;
-        long most = (ctx + 255) / 256;
+        long most = (ctx + 4 * gran - 1) / (4 * gran);
         if (s > most) s = most;
     }
     if (s > part_cap / n) s = part_cap / n;
     if (s < 1) s = 1;
     long len = (ctx + s - 1) / s;
-    len = (len + ATT_BK - 1) / ATT_BK * ATT_BK;
+    len = (len + gran - 1) / gran * gran;
     *split_len = (int)len;
     *splits = (int)((ctx + len - 1) / len);
 }
 
+/* The tensor-core kernel takes BF16 KV, head_dim 64 or 128, and batches of at
+ * least 32 query rows (decode stays on k_attention, whose 16-row blocks waste
+ * less); SMOLDOC_CUDA_FA=0 turns it off. */
+static int use_flash(int kv_f32, int hd, int n, int grp) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("SMOLDOC_CUDA_FA");
+        off = e && !strcmp(e, "0");
+    }
+    return !off && !kv_f32 && (hd == 64 || hd == 128) && n * grp >= 32;
+}
+
 /* Attention of n queries (q, after RoPE) over positions [0, pos0 + n) of layer
- * geometry g; output bf16 in out. */
+ * geometry g; output bf16 in out. dpos (may be NULL): pos0 on the device, for
+ * the decode graph; k_attention then sizes its splits itself. */
 static int attention_run(cudaStream_t st, int sms, const float *q, const void *kv, int kv_f32, const int *table,
-                         kv_geom g, int n, long pos0, int nh, int nkv, int hd, bf16 *out, float *part, float *ml,
-                         int part_cap, int force_splits, sd_err *err) {
+                         kv_geom g, int n, long pos0, const long *dpos, int nh, int nkv, int hd, bf16 *out,
+                         float *part, float *ml, int part_cap, int force_splits, sd_err *err) {
     attn_args a;
     a.q = q;
     a.kv = kv;
@@ -439,12 +722,22 @@ static int attention_run(cudaStream_t st, int sms, const float *q, const void *k
     a.nkv = nkv;
     a.grp = nh / nkv;
     a.pos0 = pos0;
+    a.dpos = dpos;
     a.scale = 1.0f / sqrtf((float)hd);
-    choose_splits(n, a.grp, nkv, pos0 + n, sms, part_cap, force_splits, &a.splits, &a.split_len);
     a.out = out;
     a.part = part;
     a.ml = ml;
-    SD_TRY(kv_f32 ? attention_hd<float>(st, hd, a, err) : attention_hd<bf16>(st, hd, a, err));
+    if (!dpos && use_flash(kv_f32, hd, n, a.grp)) {
+        choose_splits(n, a.grp, nkv, pos0 + n, sms, part_cap, force_splits, FA_BM, FA_BN, &a.splits, &a.split_len);
+        dim3 grid((unsigned)((n * a.grp + FA_BM - 1) / FA_BM), (unsigned)nkv, (unsigned)a.splits);
+        if (hd == 128) k_flash_attn<128><<<grid, FA_NW * 32, 0, st>>>(a);
+        else k_flash_attn<64><<<grid, FA_NW * 32, 0, st>>>(a);
+        CU_LAUNCH_CHECK();
+    } else {
+        choose_splits(n, a.grp, nkv, pos0 + n, sms, part_cap, force_splits, ATT_ROWS, ATT_BK, &a.splits,
+                      &a.split_len);
+        SD_TRY(kv_f32 ? attention_hd<float>(st, hd, a, err) : attention_hd<bf16>(st, hd, a, err));
+    }
     if (a.splits > 1) {
         k_attn_combine<<<(unsigned)((size_t)n * nh), hd < 128 ? 32 * ((hd + 31) / 32) : 128, 0, st>>>(
             out, part, ml, n, nh, hd, a.splits);
@@ -465,10 +758,98 @@ static int upload_ints(cuda_backend *cb, int **dbuf, int *cap, const int *src, i
     return 0;
 }
 
+/* Enqueues the forward of n tokens (already uploaded) at pos0 on cb->st, up to
+ * the final norm: every layer, then the normalised last row (or rows r0..) are
+ * left for the logits. dpos: see attention_run; splits: KV splits (0: chosen
+ * per call). */
+static int enqueue_layers(cuda_backend *cb, size_t n, long pos0, const long *dpos, int splits, sd_err *err) {
+    const model_config *c = &cb->base.m->cfg;
+    const size_t bs = (size_t)cb->base.p.kv_block_size;
+    const int half = cb->hd / 2, nh2 = (int)n * half;
+    prof_mark(cb, OP_START);
+    k_rope_table<<<(nh2 + 255) / 256, 256, 0, cb->st>>>(cb->cs, cb->inv_freq, pos0, dpos, (int)n, half, cb->attn_factor);
+    CU_LAUNCH_CHECK();
+    k_embed<<<(unsigned)n, 256, 0, cb->st>>>(cb->x, cb->embed, cb->tokens, cb->H);
+    CU_LAUNCH_CHECK();
+    prof_mark(cb, OP_EMBED);
+    for (int l = 0; l < cb->L; l++) {
+        const cu_layer *Ly = &cb->layers[l];
+        kv_geom g = cb->geom;
+        g.layer_off = (size_t)l * 2 * bs * (size_t)cb->kvd;
+        SD_TRY(rmsnorm(cb, cb->h, cb->x, Ly->attn_norm, n, err));
+        prof_mark(cb, OP_NORM);
+        SD_TRY(gemm(cb, cb->qkv, cb->h, n, Ly->wqkv, cb->qkvd, cb->H, 0, err));
+        prof_mark(cb, OP_QKV);
+        if (cb->kv_f32)
+            k_rope_store<float><<<(unsigned)n, 128, 0, cb->st>>>(cb->q, (float *)cb->kv, cb->qkv, cb->cs, cb->table, g,
+                                                                pos0, dpos, cb->nh, cb->nkv, cb->hd, c->use_rope[l]);
+        else
+            k_rope_store<bf16><<<(unsigned)n, 128, 0, cb->st>>>(cb->q, (bf16 *)cb->kv, cb->qkv, cb->cs, cb->table, g,
+                                                               pos0, dpos, cb->nh, cb->nkv, cb->hd, c->use_rope[l]);
+        CU_LAUNCH_CHECK();
+        prof_mark(cb, OP_ROPE);
+        SD_TRY(attention_run(cb->st, cb->sms, cb->q, cb->kv, cb->kv_f32, cb->table, g, (int)n, pos0, dpos, cb->nh,
+                             cb->nkv, cb->hd, cb->att, cb->part, cb->ml, cb->part_cap, splits, err));
+        prof_mark(cb, OP_ATTN);
+        SD_TRY(gemm(cb, cb->x, cb->att, n, Ly->wo, cb->H, cb->qd, 1, err)); /* residual add in the product */
+        prof_mark(cb, OP_WO);
+        SD_TRY(rmsnorm(cb, cb->h, cb->x, Ly->ffn_norm, n, err));
+        prof_mark(cb, OP_NORM);
+        SD_TRY(gemm(cb, cb->gu, cb->h, n, Ly->wgu, 2 * cb->I, cb->H, 0, err));
+        prof_mark(cb, OP_GU);
+        size_t ni = n * (size_t)cb->I;
+        k_swiglu<<<(unsigned)((ni + 255) / 256), 256, 0, cb->st>>>(cb->act, cb->gu, (int)n, cb->I);
+        CU_LAUNCH_CHECK();
+        prof_mark(cb, OP_SWIGLU);
+        SD_TRY(gemm(cb, cb->x, cb->act, n, Ly->wdown, cb->H, cb->I, 1, err));
+        prof_mark(cb, OP_DOWN);
+    }
+    return 0;
+}
+
+/* The decode step, layers and logits, as a graph for the current split count
+ * and table buffer; captured again when either changes. Returns 1 (no graph:
+ * run eagerly) when graphs are off or the capture fails, which turns them off
+ * for this backend with one line on stderr. */
+static int decode_graph(cuda_backend *cb, long pos0, sd_err *err) {
+    if (!cb->use_graph) return 1;
+    int splits, len;
+    choose_splits(1, cb->grp, cb->nkv, pos0 + 1, cb->sms, cb->part_cap, 0, ATT_ROWS, ATT_BK, &splits, &len);
+    /* up to a power of two (within the partials buffer), so that the graph is
+     * captured again only when the context doubles: the kernel sizes the
+     * splits from the position it reads, and empty splits drop out */
+    int p2 = 1;
+    while (p2 < splits) p2 *= 2;
+    if (p2 <= cb->part_cap && p2 <= 4 * cb->sms) splits = p2;
+    if (cb->graph && cb->graph_splits == splits && cb->graph_table == cb->table) return 0;
+    if (cb->graph) cudaGraphExecDestroy(cb->graph);
+    cb->graph = NULL;
+    cudaGraph_t gr = NULL;
+    CU_CHECK(cudaStreamBeginCapture(cb->st, cudaStreamCaptureModeThreadLocal));
+    sd_err cerr = {0};
+    int rc = enqueue_layers(cb, 1, pos0, cb->dpos, splits, &cerr);
+    if (!rc) rc = rmsnorm(cb, cb->h, cb->x, cb->final_norm, 1, &cerr);
+    if (!rc) rc = gemm(cb, cb->logits, cb->h, 1, cb->lm_head, cb->V, cb->H, 0, &cerr);
+    cudaError_t e = cudaStreamEndCapture(cb->st, &gr);
+    if (!rc && e == cudaSuccess) e = cudaGraphInstantiate(&cb->graph, gr, 0);
+    if (gr) cudaGraphDestroy(gr);
+    if (rc || e != cudaSuccess) {
+        cudaGetLastError();
+        cb->graph = NULL;
+        cb->use_graph = 0;
+        fprintf(stderr, "backend_cuda: decode graph capture failed (%s); decoding without graphs\n",
+                rc ? cerr.msg : cudaGetErrorString(e));
+        return 1;
+    }
+    cb->graph_splits = splits;
+    cb->graph_table = cb->table;
+    (void)err;
+    return 0;
+}
+
 static int cuda_forward_impl(cuda_backend *cb, const backend_batch *bt, sd_err *err) {
     const model_config *c = &cb->base.m->cfg;
     const size_t n = bt->n, H = (size_t)cb->H, V = (size_t)cb->V;
-    const int half = cb->hd / 2;
     const size_t bs = (size_t)cb->base.p.kv_block_size;
     cb->last_logits = NULL;
     if (n == 0) return 0;
@@ -485,34 +866,18 @@ static int cuda_forward_impl(cuda_backend *cb, const backend_batch *bt, sd_err *
     int tcap = cb->base.p.max_batch;
     SD_TRY(upload_ints(cb, &cb->tokens, &tcap, (const int *)bt->tokens, (int)n, "token ids", err));
     SD_TRY(upload_ints(cb, &cb->table, &cb->table_cap, bt->block_table, bt->n_table, "block table", err));
-    int nh2 = (int)n * half;
-    k_rope_table<<<(nh2 + 255) / 256, 256, 0, cb->st>>>(cb->cs, cb->inv_freq, (long)bt->pos0, (int)n, half, cb->attn_factor);
-    CU_LAUNCH_CHECK();
-    k_embed<<<(unsigned)n, 256, 0, cb->st>>>(cb->x, cb->embed, cb->tokens, cb->H);
-    CU_LAUNCH_CHECK();
-    for (int l = 0; l < cb->L; l++) {
-        const cu_layer *Ly = &cb->layers[l];
-        kv_geom g = cb->geom;
-        g.layer_off = (size_t)l * 2 * bs * (size_t)cb->kvd;
-        SD_TRY(rmsnorm(cb, cb->h, cb->x, Ly->attn_norm, n, err));
-        SD_TRY(gemm(cb, cb->qkv, cb->h, n, Ly->wqkv, cb->qkvd, cb->H, 0, err));
-        if (cb->kv_f32)
-            k_rope_store<float><<<(unsigned)n, 128, 0, cb->st>>>(cb->q, (float *)cb->kv, cb->qkv, cb->cs, cb->table, g,
-                                                                (long)bt->pos0, cb->nh, cb->nkv, cb->hd, c->use_rope[l]);
-        else
-            k_rope_store<bf16><<<(unsigned)n, 128, 0, cb->st>>>(cb->q, (bf16 *)cb->kv, cb->qkv, cb->cs, cb->table, g,
-                                                               (long)bt->pos0, cb->nh, cb->nkv, cb->hd, c->use_rope[l]);
-        CU_LAUNCH_CHECK();
-        SD_TRY(attention_run(cb->st, cb->sms, cb->q, cb->kv, cb->kv_f32, cb->table, g, (int)n, (long)bt->pos0, cb->nh,
-                             cb->nkv, cb->hd, cb->att, cb->part, cb->ml, cb->part_cap, 0, err));
-        SD_TRY(gemm(cb, cb->x, cb->att, n, Ly->wo, cb->H, cb->qd, 1, err)); /* residual add in the product */
-        SD_TRY(rmsnorm(cb, cb->h, cb->x, Ly->ffn_norm, n, err));
-        SD_TRY(gemm(cb, cb->gu, cb->h, n, Ly->wgu, 2 * cb->I, cb->H, 0, err));
-        size_t ni = n * (size_t)cb->I;
-        k_swiglu<<<(unsigned)((ni + 255) / 256), 256, 0, cb->st>>>(cb->act, cb->gu, (int)n, cb->I);
-        CU_LAUNCH_CHECK();
-        SD_TRY(gemm(cb, cb->x, cb->act, n, Ly->wdown, cb->H, cb->I, 1, err));
+    if (n == 1 && decode_graph(cb, (long)bt->pos0, err) == 0) {
+        /* the previous step's graph may still read hpos: it was synchronised below */
+        *cb->hpos = (long)bt->pos0;
+        CU_CHECK(cudaMemcpyAsync(cb->dpos, cb->hpos, sizeof(long), cudaMemcpyHostToDevice, cb->st));
+        CU_CHECK(cudaGraphLaunch(cb->graph, cb->st));
+        CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
+        CU_CHECK(cudaStreamSynchronize(cb->st));
+        cb->last_logits = cb->logits;
+        return 0;
     }
+    SD_TRY(enqueue_layers(cb, n, (long)bt->pos0, NULL, 0, err));
+    prof_mark(cb, OP_DOWN);
     if (bt->all_logits) {
         for (size_t r0 = 0; r0 < n; r0 += (size_t)cb->logit_rows) {
             size_t rows = n - r0 < (size_t)cb->logit_rows ? n - r0 : (size_t)cb->logit_rows;
@@ -526,9 +891,11 @@ static int cuda_forward_impl(cuda_backend *cb, const backend_batch *bt, sd_err *
         SD_TRY(rmsnorm(cb, cb->h, cb->x + (n - 1) * H, cb->final_norm, 1, err));
         SD_TRY(gemm(cb, cb->logits, cb->h, 1, cb->lm_head, cb->V, cb->H, 0, err));
         CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
+        prof_mark(cb, OP_LOGITS);
         CU_CHECK(cudaStreamSynchronize(cb->st));
         cb->last_logits = cb->logits;
     }
+    prof_collect(cb, n == 1);
     return 0;
 }
 
@@ -565,7 +932,10 @@ static void cuda_free(backend *b) {
     if (!cb) return;
     cudaSetDevice(cb->dev);
     if (cb->st) cudaStreamSynchronize(cb->st);
-    void *bufs[] = {cb->wbuf, cb->nbuf, cb->kv, cb->inv_freq, cb->x, cb->h, cb->qkv, cb->q, cb->att, cb->gu,
+    if (cb->graph) cudaGraphExecDestroy(cb->graph);
+    if (cb->hpos) cudaFreeHost(cb->hpos);
+    prof_print(cb);
+    void *bufs[] = {cb->dpos, cb->wbuf, cb->nbuf, cb->kv, cb->inv_freq, cb->x, cb->h, cb->qkv, cb->q, cb->att, cb->gu,
                     cb->act, cb->cs, cb->part, cb->ml, cb->logits, cb->tokens, cb->table};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     if (cb->blas) cublasDestroy(cb->blas);
@@ -789,6 +1159,16 @@ static int cuda_new_impl(cuda_backend *cb, sd_err *err) {
     SD_TRY(sdcu_malloc((void **)&cb->ml, (size_t)cb->part_cap * (size_t)cb->nh * 2 * 4, "attention partials", err));
     SD_TRY(sdcu_malloc((void **)&cb->logits, (size_t)cb->logit_rows * (size_t)cb->V * 4, "logits", err));
     SD_TRY(sdcu_malloc((void **)&cb->tokens, B * sizeof(int), "token ids", err));
+    /* the block table buffer sized for the whole pool up front, so the decode
+     * graph keeps its pointer */
+    cb->table_cap = p->kv_blocks;
+    SD_TRY(sdcu_malloc((void **)&cb->table, (size_t)cb->table_cap * sizeof(int), "block table", err));
+    SD_TRY(sdcu_malloc((void **)&cb->dpos, sizeof(long), "decode position", err));
+    CU_CHECK(cudaMallocHost((void **)&cb->hpos, sizeof(long)));
+    const char *gg = getenv("SMOLDOC_CUDA_GRAPH");
+    const char *pf = getenv("SMOLDOC_CUDA_PROF");
+    cb->prof = pf && !strcmp(pf, "1");
+    cb->use_graph = cb->use_gemv && !cb->prof && !(gg && !strcmp(gg, "0")); /* cuBLAS products stay out of graphs */
     CU_CHECK(cudaDeviceSynchronize());
     return 0;
 }
@@ -965,7 +1345,7 @@ extern "C" int backend_cuda_test_attention(float *out, const float *q, const flo
     CU_CHECK(e2);
     CU_CHECK(cudaMemcpy(dq, q, n * qd * 4, cudaMemcpyHostToDevice));
     CU_CHECK(cudaMemset(dout, 0xff, n * qd * 2));
-    SD_TRY(attention_run(0, sms, dq, dkv, kv_f32, dtab, g, (int)n, (long)pos0, n_head, n_kv_head, head_dim, dout, dpart,
+    SD_TRY(attention_run(0, sms, dq, dkv, kv_f32, dtab, g, (int)n, (long)pos0, NULL, n_head, n_kv_head, head_dim, dout, dpart,
                          dml, part_cap, splits, err));
     CU_CHECK(cudaDeviceSynchronize());
     uint16_t *ho = (uint16_t *)malloc(n * qd * 2);
