@@ -89,11 +89,19 @@ PARITY=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/test_cuda.log" | tail -1)
 [ -z "$PARITY" ] && PARITY="no summary (exit $trc)"
 grep -E '^(FAIL|SKIP)|argmax agreement|rel err|diverges|device:' "$LOG/test_cuda.log" | head -40 | tee -a "$LOG/summary.log"
 say "parity: $PARITY (exit $trc)"
+# The decode attention kernel that is still off by default, through the same checks.
+SMOLDOC_CUDA_DECODE_ATTN=1 timeout 180 "$BUILD/tests/test_cuda" >"$TMPD/test_cuda_dec.log" 2>&1
+drc=$?
+{ echo "== SMOLDOC_CUDA_DECODE_ATTN=1"; cat "$TMPD/test_cuda_dec.log"; } >>"$LOG/test_cuda.log"
+PARITY_DEC=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$TMPD/test_cuda_dec.log" | tail -1)
+grep -E '^FAIL' "$TMPD/test_cuda_dec.log" | head -10 | tee -a "$LOG/summary.log"
+say "parity with SMOLDOC_CUDA_DECODE_ATTN=1: ${PARITY_DEC:-no summary} (exit $drc)"
+[ $drc -ne 0 ] && trc=$drc
 
 SANI="not run"
 if [ "${CHECK_GPU_SANITIZE:-1}" != 0 ] && command -v compute-sanitizer >/dev/null; then
     say "compute-sanitizer memcheck: test_cuda --kernels (log $LOG/sanitizer.log)"
-    timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_cuda" --kernels \
+    SMOLDOC_CUDA_DECODE_ATTN=1 timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_cuda" --kernels \
         >"$LOG/sanitizer.log" 2>&1
     src=$?
     SANI="$(grep -E 'ERROR SUMMARY' "$LOG/sanitizer.log" | tail -1) (exit $src)"
@@ -145,7 +153,12 @@ bench 8k 8192 0 3
 BENCH_ENV=SMOLDOC_CUDA_FA=0 bench 8knofa 8192 0
 bench 32k 32768 64
 BENCH_ENV=SMOLDOC_CUDA_PROF=1 bench 32kprof 32768 8
-if [ "${CHECK_GPU_QUICK:-0}" != 1 ]; then bench 128k 131072 64; fi
+BENCH_ENV=SMOLDOC_CUDA_DECODE_ATTN=1 bench 1kdec 1024 128 3
+BENCH_ENV=SMOLDOC_CUDA_DECODE_ATTN=1 bench 32kdec 32768 64
+if [ "${CHECK_GPU_QUICK:-0}" != 1 ]; then
+    bench 128k 131072 64
+    BENCH_ENV=SMOLDOC_CUDA_DECODE_ATTN=1 bench 128kdec 131072 64
+fi
 
 for f in "$TMPD"/bench_*prof.err; do [ -f "$f" ] && { echo "== $(basename "$f" .err)"; grep -A12 "cuda profile" "$f"; }; done
 # Floors. Model: 36 layers, 16 heads, 4 KV heads, head_dim 128, BF16 KV.
@@ -177,6 +190,10 @@ KVTOK=$((36 * 2 * 4 * 128 * 2)) # KV bytes per context token
     printf '  %-20s %12s   (decode step launched kernel by kernel)\n' "decode @1k no graph" "$(field 1knograph decode_tps)"
     printf '  %-20s %12s   (decode products through cuBLAS, no graph)\n' "decode @1k cuBLAS" "$(field 1kblas decode_tps)"
     printf '  %-20s %12s   (prefill attention on the f32 kernel)\n' "prefill 8k no TC" "$(field 8knofa prefill_tps)"
+    for c in 1k 32k 128k; do
+        printf '  %-20s %12s   (SMOLDOC_CUDA_DECODE_ATTN=1)\n' "decode @$c dec-kernel" "$(field ${c}dec decode_tps)"
+    done
+    echo "parity with SMOLDOC_CUDA_DECODE_ATTN=1: ${PARITY_DEC:-not run}"
     echo "compute-sanitizer: $SANI"
     echo "floors: bandwidth ${BW} GB/s (copy kernel), BF16 GEMM ${TF} TFLOP/s (cuBLAS 8192^3)"
     echo "parity: $PARITY"

@@ -494,6 +494,131 @@ __global__ void __launch_bounds__(FA_NW * 32) k_flash_attn(attn_args a) {
     }
 }
 
+/* ---- decode attention (one query token) ----
+ * One block of DEC_NW warps per (KV head, split) computes all G query heads of
+ * the group, so each K/V row is read once. A key is shared by HD / 16 lanes,
+ * each holding 16 of its dimensions (two 16-byte loads of K and of V), so a
+ * warp takes 32 * 16 / HD keys per step and each lane keeps its own online
+ * softmax state (m, l, 16 output dims per head) over the keys it saw; the
+ * states of all lanes are merged through shared memory at the end. Scores are
+ * in base 2 (q is scaled by scale * log2 e). BF16 KV; G * HD <= 512. */
+enum { DEC_NW = 4 };
+
+__device__ __forceinline__ void bf16x8_to_f(const uint4 &u, float *f) {
+    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 v = __bfloat1622float2(h[i]);
+        f[2 * i] = v.x;
+        f[2 * i + 1] = v.y;
+    }
+}
+
+template <int HD, int G>
+__global__ void __launch_bounds__(DEC_NW * 32) k_attn_decode(attn_args a) {
+    constexpr int LPK = HD / 16;       /* lanes per key */
+    constexpr int KPW = 32 / LPK;      /* keys per warp step */
+    constexpr int NS = DEC_NW * KPW;   /* softmax states per block */
+    static_assert(HD % 16 == 0 && G * HD <= 512, "decode attention shape");
+    __shared__ float sm_o[NS][G][HD];
+    __shared__ float sm_m[NS][G], sm_l[NS][G];
+    const int g = blockIdx.y, split = blockIdx.z, tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int kg = lane / LPK, d0 = (lane % LPK) * 16, st = w * KPW + kg;
+    const bf16 *kv = (const bf16 *)a.kv;
+    long pos0 = a.pos0, split_len = a.split_len;
+    if (a.dpos) {
+        pos0 = *a.dpos;
+        long ctx = pos0 + 1;
+        split_len = ((ctx + a.splits - 1) / a.splits + ATT_BK - 1) / ATT_BK * ATT_BK;
+    }
+    const long kbeg = (long)split * split_len, kend = min(kbeg + split_len, pos0 + 1);
+    const float sl2 = a.scale * 1.4426950408889634f;
+    float qr[G][16], o[G][16], m[G], l[G];
+#pragma unroll
+    for (int h = 0; h < G; h++) {
+        const float *qp = a.q + ((size_t)g * G + h) * HD + d0;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            qr[h][i] = qp[i] * sl2;
+            o[h][i] = 0;
+        }
+        m[h] = -INFINITY;
+        l[h] = 0;
+    }
+    for (long base = kbeg + (long)w * KPW; base < kend; base += (long)DEC_NW * KPW) {
+        const long p = base + kg;
+        const bool valid = p < kend;
+        uint4 kb0 = make_uint4(0, 0, 0, 0), kb1 = kb0, vb0 = kb0, vb1 = kb0;
+        if (valid) {
+            size_t off = (size_t)a.table[p / a.g.bs] * a.g.block_elems + a.g.layer_off + (size_t)(p % a.g.bs) * a.g.kvd +
+                         (size_t)g * HD + d0;
+            kb0 = *(const uint4 *)(kv + off);
+            kb1 = *(const uint4 *)(kv + off + 8);
+            vb0 = *(const uint4 *)(kv + off + a.g.v_off);
+            vb1 = *(const uint4 *)(kv + off + a.g.v_off + 8);
+        }
+        float kf[16], vf[16];
+        bf16x8_to_f(kb0, kf);
+        bf16x8_to_f(kb1, kf + 8);
+        float s[G];
+#pragma unroll
+        for (int h = 0; h < G; h++) {
+            float acc = 0;
+#pragma unroll
+            for (int i = 0; i < 16; i++) acc += qr[h][i] * kf[i];
+#pragma unroll
+            for (int off = 1; off < LPK; off <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+            s[h] = acc;
+        }
+        if (!valid) continue; /* after the shuffles: the whole warp took part in them */
+        bf16x8_to_f(vb0, vf);
+        bf16x8_to_f(vb1, vf + 8);
+#pragma unroll
+        for (int h = 0; h < G; h++) {
+            float mn = fmaxf(m[h], s[h]);
+            float c = exp2f(m[h] - mn), pr = exp2f(s[h] - mn); /* m = -inf: c = 0 */
+            l[h] = l[h] * c + pr;
+#pragma unroll
+            for (int i = 0; i < 16; i++) o[h][i] = o[h][i] * c + pr * vf[i];
+            m[h] = mn;
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < G; h++) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) sm_o[st][h][d0 + i] = o[h][i];
+        if (lane % LPK == 0) {
+            sm_m[st][h] = m[h];
+            sm_l[st][h] = l[h];
+        }
+    }
+    __syncthreads();
+    for (int e = tid; e < G * HD; e += DEC_NW * 32) {
+        const int h = e / HD, d = e % HD;
+        float M = -INFINITY;
+        for (int j = 0; j < NS; j++)
+            if (sm_l[j][h] > 0) M = fmaxf(M, sm_m[j][h]);
+        float L = 0, O = 0;
+        for (int j = 0; j < NS; j++) {
+            if (!(sm_l[j][h] > 0)) continue;
+            float wj = exp2f(sm_m[j][h] - M);
+            L += sm_l[j][h] * wj;
+            O += sm_o[j][h][d] * wj;
+        }
+        const int hh = g * G + h;
+        if (a.splits == 1) {
+            a.out[(size_t)hh * HD + d] = __float2bfloat16_rn(L > 0 ? O / L : 0.0f);
+        } else {
+            const size_t pr = (size_t)split * a.nh + hh; /* n == 1 */
+            a.part[pr * HD + d] = O;
+            if (d == 0) {
+                a.ml[pr * 2] = L > 0 ? M * 0.6931471805599453f : -INFINITY;
+                a.ml[pr * 2 + 1] = L;
+            }
+        }
+    }
+}
+
 /* Merges the splits of k_attention: out (n, nh, hd) bf16. One block per (t, h). */
 __global__ void k_attn_combine(bf16 *out, const float *part, const float *ml, int n, int nh, int hd, int splits) {
     size_t row = blockIdx.x; /* t * nh + h */
@@ -706,6 +831,28 @@ static int use_flash(int kv_f32, int hd, int n, int grp) {
     return !off && !kv_f32 && (hd == 64 || hd == 128) && n * grp >= 32;
 }
 
+/* The decode kernel (k_attn_decode) for single-token steps with BF16 KV, head_dim
+ * 16..128 and groups of 1, 2 or 4 heads. Not yet run on a GPU, so it is off
+ * unless SMOLDOC_CUDA_DECODE_ATTN=1 (engine/cuda/NOTES.md). */
+static int use_decode_kernel(int kv_f32, int hd, int n, int grp) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("SMOLDOC_CUDA_DECODE_ATTN");
+        on = e && !strcmp(e, "1");
+    }
+    return on && n == 1 && !kv_f32 && (hd == 16 || hd == 32 || hd == 64 || hd == 128) &&
+           (grp == 1 || grp == 2 || grp == 4) && grp * hd <= 512;
+}
+
+template <int HD>
+static void decode_launch(dim3 grid, cudaStream_t st, const attn_args &a) {
+    switch (a.grp) {
+    case 1: k_attn_decode<HD, 1><<<grid, DEC_NW * 32, 0, st>>>(a); break;
+    case 2: k_attn_decode<HD, 2><<<grid, DEC_NW * 32, 0, st>>>(a); break;
+    default: k_attn_decode<HD, 4><<<grid, DEC_NW * 32, 0, st>>>(a); break;
+    }
+}
+
 /* Attention of n queries (q, after RoPE) over positions [0, pos0 + n) of layer
  * geometry g; output bf16 in out. dpos (may be NULL): pos0 on the device, for
  * the decode graph; k_attention then sizes its splits itself. */
@@ -732,6 +879,16 @@ static int attention_run(cudaStream_t st, int sms, const float *q, const void *k
         dim3 grid((unsigned)((n * a.grp + FA_BM - 1) / FA_BM), (unsigned)nkv, (unsigned)a.splits);
         if (hd == 128) k_flash_attn<128><<<grid, FA_NW * 32, 0, st>>>(a);
         else k_flash_attn<64><<<grid, FA_NW * 32, 0, st>>>(a);
+        CU_LAUNCH_CHECK();
+    } else if (use_decode_kernel(kv_f32, hd, n, a.grp)) {
+        choose_splits(n, a.grp, nkv, pos0 + n, sms, part_cap, force_splits, a.grp, ATT_BK, &a.splits, &a.split_len);
+        dim3 grid(1, (unsigned)nkv, (unsigned)a.splits);
+        switch (hd) {
+        case 16: decode_launch<16>(grid, st, a); break;
+        case 32: decode_launch<32>(grid, st, a); break;
+        case 64: decode_launch<64>(grid, st, a); break;
+        default: decode_launch<128>(grid, st, a); break;
+        }
         CU_LAUNCH_CHECK();
     } else {
         choose_splits(n, a.grp, nkv, pos0 + n, sms, part_cap, force_splits, ATT_ROWS, ATT_BK, &a.splits,
