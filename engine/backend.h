@@ -31,6 +31,8 @@ typedef struct backend_batch {
     int n_table;
     float *logits;          /* (n, vocab) when all_logits, else (vocab): last position */
     int all_logits;
+    int device_logits;      /* no one reads logits on the host: a device backend may
+                               leave the last position's on the device (not with all_logits) */
 } backend_batch;
 
 typedef struct backend_ops {

@@ -13,13 +13,18 @@
 #include <libgen.h>
 #include <limits.h>
 
+#include "cuda/cuda_sample.h"
+
 typedef int (*cuda_new_fn)(const model *, const backend_params *, backend **, sd_err *);
+typedef int (*cuda_sample_fn)(backend *, const cuda_sample_params *, uint64_t *, int32_t *, sd_err *);
+typedef uint64_t (*cuda_seed_fn)(uint64_t);
+static void *cuda_handle; /* the plugin, kept for the life of the process */
 
 /* The CUDA backend plugin: $SMOLDOC_CUDA_LIB, else libsmoldoc_cuda.so beside the
  * executable or one folder up (tests), else the installed copy. The handle is
  * kept for the life of the process. */
 static cuda_new_fn cuda_plugin(char *why, size_t wlen) {
-    static void *h;
+    void *h = cuda_handle;
     const char *env = getenv("SMOLDOC_CUDA_LIB");
     char exe[PATH_MAX], cand[4][PATH_MAX + 64];
     int nc = 0;
@@ -39,6 +44,7 @@ static cuda_new_fn cuda_plugin(char *why, size_t wlen) {
         if (!h) last = dlerror();
     }
     if (!h) { snprintf(why, wlen, "CUDA plugin libsmoldoc_cuda.so: %.180s", last); return NULL; }
+    cuda_handle = h;
     cuda_new_fn f = (cuda_new_fn)dlsym(h, "backend_cuda_new");
     if (!f) snprintf(why, wlen, "CUDA plugin lacks backend_cuda_new");
     return f;
@@ -52,6 +58,10 @@ struct engine {
     kvcache *kv;
     float *scratch_logits; /* (vocab): logits of chunks whose logits are not wanted */
     char reason[256];
+#ifdef SD_CUDA
+    cuda_sample_fn dev_sample; /* the plugin's sampler, when the backend is CUDA and it is enabled */
+    cuda_seed_fn dev_seed;
+#endif
 };
 
 engine_params engine_params_default(void) {
@@ -101,6 +111,14 @@ engine *engine_new(const engine_params *pp, sd_err *err) {
             snprintf(e->reason, sizeof e->reason, "CPU: %.200s", cerr.msg);
         } else if (cnew(e->m, &bp, &e->b, &cerr) == 0) {
             snprintf(e->reason, sizeof e->reason, "CUDA device %d", p->device);
+            /* Sampling on the device is off until this path has run on a GPU
+             * (engine/cuda/NOTES.md); SMOLDOC_DEVICE_SAMPLE=1 turns it on. */
+            const char *ds = getenv("SMOLDOC_DEVICE_SAMPLE");
+            if (ds && !strcmp(ds, "1")) {
+                e->dev_sample = (cuda_sample_fn)dlsym(cuda_handle, "cuda_sample_last");
+                e->dev_seed = (cuda_seed_fn)dlsym(cuda_handle, "cuda_sample_seed");
+                if (!e->dev_seed) e->dev_sample = NULL;
+            }
         } else if (want_cuda) {
             sd_seterr(err, cerr.code, "%s", cerr.msg);
             goto fail;
@@ -163,9 +181,10 @@ void engine_kv_usage(const engine *e, int *used, int *total, int *bs) {
 
 size_t engine_weight_bytes(const engine *e) { return model_weight_bytes(e->m); }
 
-int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *logits, int all_logits,
+int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *logits, int flags,
                    engine_progress_fn progress, void *ud, sd_err *err) {
     const model_config *c = &e->m->cfg;
+    const int all_logits = flags & ENGINE_LOGITS_ALL, on_device = (flags & ENGINE_LOGITS_DEVICE) && !all_logits;
     size_t len = kvcache_seq_len(e->kv, seq);
     if (len + n > (size_t)e->p.max_ctx)
         return sd_seterr(err, SD_ERANGE, "engine: %zu + %zu tokens exceed the context of %d", len, n, e->p.max_ctx);
@@ -187,9 +206,12 @@ int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *l
             .logits = all_logits ? (logits ? logits + done * (size_t)c->vocab : NULL) : logits,
             .all_logits = all_logits && logits,
         };
-        if (!logits || (!all_logits && !last)) { /* logits not wanted for this chunk */
+        if (!logits || (!all_logits && !last) || on_device) { /* logits not wanted here */
             bt.logits = e->scratch_logits;
             bt.all_logits = 0;
+            /* nobody reads them on the host: a device backend may keep them
+             * (the last chunk's, when on_device, for engine_sample_device) */
+            bt.device_logits = 1;
         }
         rc = e->b->ops->forward(e->b, &bt, err);
         if (rc) {
@@ -202,4 +224,33 @@ int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *l
             return sd_seterr(err, SD_ECANCELED, "engine: canceled after %zu of %zu tokens", done, n);
     }
     return 0;
+}
+
+int engine_can_sample_device(const engine *e, const sampler_params *p) {
+#ifdef SD_CUDA
+    return e->dev_sample && p->repetition_penalty == 1.0f;
+#else
+    (void)e; (void)p;
+    return 0;
+#endif
+}
+
+uint64_t engine_sample_device_seed(const engine *e, uint64_t seed) {
+#ifdef SD_CUDA
+    if (e->dev_seed) return e->dev_seed(seed);
+#endif
+    (void)e;
+    return seed;
+}
+
+int engine_sample_device(engine *e, const sampler_params *p, uint64_t *rng, int32_t *tok, sd_err *err) {
+    if (!engine_can_sample_device(e, p))
+        return sd_seterr(err, SD_ENOTSUP, "engine: this backend cannot sample on its device with these settings");
+#ifdef SD_CUDA
+    cuda_sample_params cp = {p->temperature, p->top_k, p->top_p, p->min_p};
+    return e->dev_sample(e->b, &cp, rng, tok, err);
+#else
+    (void)rng; (void)tok;
+    return SD_ENOTSUP;
+#endif
 }

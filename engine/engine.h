@@ -5,6 +5,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "sampler.h"
 #include "sd.h"
 
 typedef struct engine engine;
@@ -45,13 +46,28 @@ size_t engine_seq_len(const engine *e, int seq);
 int engine_seq_truncate(engine *e, int seq, size_t len);
 
 /* Appends n tokens to seq, running them through the model in chunks of
- * max_batch. logits: (vocab) of the last token, or (n, vocab) when all_logits;
- * may be NULL. progress (may be NULL) is called after each chunk with tokens
- * done and total; a non-zero return cancels (SD_ECANCELED, tokens done so far
- * stay in the sequence). Returns 0, SD_ENOMEM (KV pool full), SD_EINVAL, SD_EBACKEND. */
+ * max_batch. logits: (vocab) of the last token, or (n, vocab) with
+ * ENGINE_LOGITS_ALL in flags; may be NULL. With ENGINE_LOGITS_DEVICE the last
+ * token's logits stay where they were computed, for engine_sample_device, and
+ * logits is not written. progress (may be NULL) is called after each chunk
+ * with tokens done and total; a non-zero return cancels (SD_ECANCELED, tokens
+ * done so far stay in the sequence). Returns 0, SD_ENOMEM (KV pool full),
+ * SD_EINVAL, SD_EBACKEND. */
+enum { ENGINE_LOGITS_ALL = 1, ENGINE_LOGITS_DEVICE = 2 };
 typedef int (*engine_progress_fn)(void *ud, size_t done, size_t total);
 int engine_forward(engine *e, int seq, const int32_t *tokens, size_t n, float *logits,
-                   int all_logits, engine_progress_fn progress, void *ud, sd_err *err);
+                   int flags, engine_progress_fn progress, void *ud, sd_err *err);
+
+/* Sampling where the logits are, so that only token ids cross PCIe: 1 when the
+ * backend samples its own last logits (the CUDA backend, while
+ * SMOLDOC_DEVICE_SAMPLE=1: the path has not yet run on a GPU) and p asks for
+ * nothing its sampler lacks (the repetition penalty). Then engine_forward with
+ * ENGINE_LOGITS_DEVICE, and engine_sample_device draws the next token
+ * (greedy, or temperature with top-k, top-p and min-p; its own random stream,
+ * started by engine_sample_device_seed). */
+int engine_can_sample_device(const engine *e, const sampler_params *p);
+uint64_t engine_sample_device_seed(const engine *e, uint64_t seed);
+int engine_sample_device(engine *e, const sampler_params *p, uint64_t *rng, int32_t *tok, sd_err *err);
 
 /* KV pool usage in blocks. */
 void engine_kv_usage(const engine *e, int *used_blocks, int *total_blocks, int *block_size);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "engine.h"
 #include "model.h"
 #include "test.h"
 #ifdef SD_CUDA
@@ -227,7 +228,7 @@ static int run(backend *b, const int32_t *tok, size_t n, size_t pos0, size_t chu
                float *logits, size_t V, sd_err *err) {
     for (size_t d = 0; d < n; d += chunk) {
         size_t m = n - d < chunk ? n - d : chunk;
-        backend_batch bt = {tok + d, m, pos0 + d, table, nt, logits + d * V, 1};
+        backend_batch bt = {tok + d, m, pos0 + d, table, nt, logits + d * V, 1, 0};
         int rc = b->ops->forward(b, &bt, err);
         if (rc) return rc;
     }
@@ -282,7 +283,7 @@ static void test_model(const char *preset, const char *extra, sd_dtype kv) {
     double worst = 0;
     for (size_t s = 0; s < NG; s++) {
         poison(lgp, V);
-        backend_batch bc = {&tc, 1, NP + s, table, nt, lc, 0}, bg = {&tg, 1, NP + s, table, nt, lgp, 0};
+        backend_batch bc = {&tc, 1, NP + s, table, nt, lc, 0, 0}, bg = {&tg, 1, NP + s, table, nt, lgp, 0, 0};
         if (cpu->ops->forward(cpu, &bc, &err) || gpu->ops->forward(gpu, &bg, &err)) { CHECK_MSG(0, "decode: %s", err.msg); break; }
         size_t ac = argmax(lc, V), ag = argmax(lgp, V);
         cuda_sample_params gp = {0, 0, 1, 0};
@@ -317,7 +318,7 @@ static void test_model(const char *preset, const char *extra, sd_dtype kv) {
         }
         for (int i = nb; i < nt; i++) t2[i] = table[i];
         int32_t nx = 5;
-        backend_batch b1 = {&nx, 1, NP + NG, table, nt, lc, 0}, b2 = {&nx, 1, NP + NG, t2, nt, lgp, 0};
+        backend_batch b1 = {&nx, 1, NP + NG, table, nt, lc, 0, 0}, b2 = {&nx, 1, NP + NG, t2, nt, lgp, 0, 0};
         poison(lgp, V);
         if (ok && (gpu->ops->forward(gpu, &b1, &err) || gpu->ops->forward(gpu, &b2, &err))) ok = 0;
         CHECK_MSG(ok, "kv_copy: %s", err.msg);
@@ -328,6 +329,65 @@ out:
     if (cpu) cpu->ops->free(cpu);
     if (gpu) gpu->ops->free(gpu);
     model_free(m);
+    rm_dir(dir);
+}
+/* Sampling on the device through the engine (SMOLDOC_DEVICE_SAMPLE=1): greedy
+ * tokens drawn on the device from logits left there equal the host argmax of
+ * the same logits copied back, step for step, on the tiny model; settings the
+ * device sampler lacks fall back to the host. */
+static void test_engine_device_sampling(void) {
+    char dir[256];
+    int mr = make_model("tiny", "", dir, sizeof dir);
+    if (mr == -1) { SKIP("engine sampling: smolrun not built"); return; }
+    CHECK_MSG(mr == 0, "smolrun mkmodel --preset tiny failed");
+    if (mr) return;
+    setenv("SMOLDOC_DEVICE_SAMPLE", "1", 1);
+    engine_params ep = engine_params_default();
+    ep.model_dir = dir;
+    ep.backend = "cuda";
+    ep.max_ctx = 512;
+    sd_err err = {0};
+    engine *e = engine_new(&ep, &err);
+    CHECK_MSG(e != NULL, "engine_new: %s", err.msg);
+    if (!e) { rm_dir(dir); return; }
+    sampler_params gp = sampler_params_default(), rp = gp;
+    gp.temperature = 0;
+    gp.repetition_penalty = 1;
+    rp.repetition_penalty = 1.1f;
+    CHECK(engine_can_sample_device(e, &gp));
+    CHECK(!engine_can_sample_device(e, &rp));
+    const size_t V = (size_t)engine_config(e)->vocab, NP = 40, NG = 32;
+    int32_t prompt[40];
+    for (size_t i = 0; i < NP; i++) { frand(); prompt[i] = (int32_t)(rng % V); }
+    float *lg = malloc(V * 4);
+    int sh = engine_seq_new(e), sd = engine_seq_new(e), same = 1, ok = 1;
+    uint64_t drng = engine_sample_device_seed(e, 3);
+    ok = engine_forward(e, sh, prompt, NP, lg, 0, NULL, NULL, &err) == 0 &&
+         engine_forward(e, sd, prompt, NP, NULL, ENGINE_LOGITS_DEVICE, NULL, NULL, &err) == 0;
+    int32_t th = -1, td = -1;
+    for (size_t s = 0; ok && s < NG; s++) {
+        th = (int32_t)argmax(lg, V);
+        if (engine_sample_device(e, &gp, &drng, &td, &err)) { ok = 0; break; }
+        if (th != td) { same = 0; break; }
+        if (engine_forward(e, sh, &th, 1, lg, 0, NULL, NULL, &err) ||
+            engine_forward(e, sd, &td, 1, NULL, ENGINE_LOGITS_DEVICE, NULL, NULL, &err)) ok = 0;
+    }
+    CHECK_MSG(ok, "engine device sampling: %s", err.msg);
+    CHECK_MSG(same, "device greedy token %d differs from the host argmax %d", td, th);
+    /* temperature, top-k and top-p on the device: valid ids */
+    sampler_params tp = gp;
+    tp.temperature = 0.8f;
+    tp.top_k = 40;
+    tp.top_p = 0.9f;
+    int valid = 1;
+    for (int i = 0; ok && i < 8; i++) {
+        int32_t t = -1;
+        if (engine_sample_device(e, &tp, &drng, &t, &err) || t < 0 || (size_t)t >= V) valid = 0;
+    }
+    CHECK_MSG(valid, "device temperature sampling: %s", err.msg);
+    free(lg);
+    engine_free(e);
+    unsetenv("SMOLDOC_DEVICE_SAMPLE");
     rm_dir(dir);
 }
 #endif
@@ -361,6 +421,7 @@ int main(int argc, char **argv) {
     test_model("tiny", "", SD_DT_F32);
     test_model("small", "", SD_DT_BF16);
     test_model("small", "--head-dim 128", SD_DT_BF16); /* prefill through the tensor-core kernel */
+    test_engine_device_sampling();
     return test_done();
 #endif
 }

@@ -5,8 +5,9 @@
 # Both engines read the same GGUF files (written once by `smolrun mkmodel --gguf`,
 # cached next to the folder). Every measurement is one process per engine, the two
 # engines alternating (ABBA) rep after rep, so machine noise falls on both; figures
-# are medians over the reps. Also measures the streaming-copy bandwidth and the
-# decode ceiling it implies (bandwidth / weight bytes read per token).
+# are medians over the reps. Also measures the streaming-copy bandwidth (before
+# the runs and before each rep; the table takes the median) and the decode
+# ceiling it implies (bandwidth / weight bytes read per token).
 #
 # env: BENCH_QUICK=1     prompt 128 and context 128 only, 16 decode steps (about 5
 #                        minutes on an idle 2-core machine; the full run about 35-40)
@@ -152,6 +153,8 @@ run_job() { # job dtype engine
 log "runs: $REPS reps x {bf16, q8_0} x {$JOBS}, $T threads, engines alternating; results in $out"
 k=0
 for r in $(seq 1 "$REPS"); do
+    b=$("$work/bw" "$T") && echo "{\"tag\":\"bandwidth\",\"dtype\":\"-\",\"rep\":$r,\"res\":$b}" >>"$out"
+    log "rep $r/$REPS: bandwidth $b"
     for ty in bf16 q8_0; do
         for j in $JOBS; do
             log "rep $r/$REPS $ty $j"

@@ -5,7 +5,10 @@
 # bandwidth, cuBLAS BF16 GEMM rate on random data), then benchmarks the CUDA
 # backend on the full-size random SmolLM3-3B: prefill at 1K, 8K, 32K, 128K
 # prompt tokens and decode at contexts 1K, 32K, 128K, with decode at 1K also
-# through cuBLAS instead of our GEMV kernel. Full logs go to $OUT when set (else
+# through cuBLAS instead of our GEMV kernel, and the paths still off by default
+# (SMOLDOC_CUDA_DECODE_ATTN=1: the decode attention kernel, through the parity
+# tests too; SMOLDOC_DEVICE_SAMPLE=1: sampling on the device through the
+# engine). Full logs go to $OUT when set (else
 # a temporary folder); a short table is printed last. Without a GPU it builds,
 # says so and exits 0. Budget: under 8 minutes on an H100.
 #
@@ -154,6 +157,8 @@ BENCH_ENV=SMOLDOC_CUDA_FA=0 bench 8knofa 8192 0
 bench 32k 32768 64
 BENCH_ENV=SMOLDOC_CUDA_PROF=1 bench 32kprof 32768 8
 BENCH_ENV=SMOLDOC_CUDA_DECODE_ATTN=1 bench 1kdec 1024 128 3
+BENCH_ENV=SMOLDOC_DEVICE_SAMPLE=1 bench 1ksample 1024 128 3
+BENCH_ENV="SMOLDOC_DEVICE_SAMPLE=1 SMOLDOC_CUDA_DECODE_ATTN=1" bench 1kboth 1024 128 3
 BENCH_ENV=SMOLDOC_CUDA_DECODE_ATTN=1 bench 32kdec 32768 64
 if [ "${CHECK_GPU_QUICK:-0}" != 1 ]; then
     bench 128k 131072 64
@@ -193,6 +198,8 @@ KVTOK=$((36 * 2 * 4 * 128 * 2)) # KV bytes per context token
     for c in 1k 32k 128k; do
         printf '  %-20s %12s   (SMOLDOC_CUDA_DECODE_ATTN=1)\n' "decode @$c dec-kernel" "$(field ${c}dec decode_tps)"
     done
+    printf '  %-20s %12s   (SMOLDOC_DEVICE_SAMPLE=1: argmax on the device)\n' "decode @1k dev-sample" "$(field 1ksample decode_tps)"
+    printf '  %-20s %12s   (both of the above)\n' "decode @1k both" "$(field 1kboth decode_tps)"
     echo "parity with SMOLDOC_CUDA_DECODE_ATTN=1: ${PARITY_DEC:-not run}"
     echo "compute-sanitizer: $SANI"
     echo "floors: bandwidth ${BW} GB/s (copy kernel), BF16 GEMM ${TF} TFLOP/s (cuBLAS 8192^3)"

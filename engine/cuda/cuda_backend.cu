@@ -1028,7 +1028,8 @@ static int cuda_forward_impl(cuda_backend *cb, const backend_batch *bt, sd_err *
         *cb->hpos = (long)bt->pos0;
         CU_CHECK(cudaMemcpyAsync(cb->dpos, cb->hpos, sizeof(long), cudaMemcpyHostToDevice, cb->st));
         CU_CHECK(cudaGraphLaunch(cb->graph, cb->st));
-        CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
+        if (!bt->device_logits)
+            CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
         CU_CHECK(cudaStreamSynchronize(cb->st));
         cb->last_logits = cb->logits;
         return 0;
@@ -1047,7 +1048,8 @@ static int cuda_forward_impl(cuda_backend *cb, const backend_batch *bt, sd_err *
     } else {
         SD_TRY(rmsnorm(cb, cb->h, cb->x + (n - 1) * H, cb->final_norm, 1, err));
         SD_TRY(gemm(cb, cb->logits, cb->h, 1, cb->lm_head, cb->V, cb->H, 0, err));
-        CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
+        if (!bt->device_logits) /* else they stay for cuda_sample_last */
+            CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
         prof_mark(cb, OP_LOGITS);
         CU_CHECK(cudaStreamSynchronize(cb->st));
         cb->last_logits = cb->logits;

@@ -539,16 +539,27 @@ int cmd_bench(int argc, char **argv) {
         if (engine_forward(e, s, ids, 1, lg, 0, NULL, NULL, &err)) { fprintf(stderr, "smolrun bench: %s\n", err.msg); rc = 1; goto out; }
         engine_seq_free(e, s);
     }
+    /* greedy decoding; the argmax on the device where the engine can (only the
+     * token id crosses PCIe), else on the host over the copied logits */
+    sampler_params gp = sampler_params_default();
+    gp.temperature = 0;
+    gp.repetition_penalty = 1;
+    const int dev = engine_can_sample_device(e, &gp);
+    uint64_t drng = engine_sample_device_seed(e, 1);
     for (long r = 0; r < reps; r++) {
         int s = engine_seq_new(e);
         double t0 = sd_now();
-        if (engine_forward(e, s, ids, (size_t)np, lg, 0, NULL, NULL, &err)) { fprintf(stderr, "smolrun bench: %s\n", err.msg); rc = 1; goto out; }
+        if (engine_forward(e, s, ids, (size_t)np, lg, dev ? ENGINE_LOGITS_DEVICE : 0, NULL, NULL, &err)) { fprintf(stderr, "smolrun bench: %s\n", err.msg); rc = 1; goto out; }
         double t1 = sd_now();
         int32_t tok = ids[np - 1];
         for (long g = 0; g < ng; g++) {
-            if (engine_forward(e, s, &tok, 1, lg, 0, NULL, NULL, &err)) { fprintf(stderr, "smolrun bench: %s\n", err.msg); rc = 1; goto out; }
+            if (engine_forward(e, s, &tok, 1, lg, dev ? ENGINE_LOGITS_DEVICE : 0, NULL, NULL, &err)) { fprintf(stderr, "smolrun bench: %s\n", err.msg); rc = 1; goto out; }
             int32_t best = 0;
-            for (size_t i = 1; i < V; i++) if (lg[i] > lg[best]) best = (int32_t)i;
+            if (dev) {
+                if (engine_sample_device(e, &gp, &drng, &best, &err)) { fprintf(stderr, "smolrun bench: %s\n", err.msg); rc = 1; goto out; }
+            } else {
+                for (size_t i = 1; i < V; i++) if (lg[i] > lg[best]) best = (int32_t)i;
+            }
             tok = best;
         }
         double t2 = sd_now();
@@ -562,8 +573,8 @@ int cmd_bench(int argc, char **argv) {
             if (dt[j] < dt[i]) { double x = dt[i]; dt[i] = dt[j]; dt[j] = x; }
         }
     printf("{\"engine\":\"smoldoc\",\"backend\":\"%s\",\"simd\":\"%s\",\"weights\":\"%s\",\"compute\":\"%s\",\"threads\":%d,\"prompt\":%ld,\"gen\":%ld,"
-           "\"reps\":%ld,\"prefill_tps\":%.3f,\"decode_tps\":%.3f,\"weight_bytes\":%zu}\n",
-           engine_backend_name(e), kern_simd_name(), o.q8_0 ? "q8_0" : "native", o.compute_fast ? "fast" : "exact", o.threads, np, ng, reps, pt[reps / 2], dt[reps / 2], engine_weight_bytes(e));
+           "\"reps\":%ld,\"prefill_tps\":%.3f,\"decode_tps\":%.3f,\"weight_bytes\":%zu,\"sample\":\"%s\"}\n",
+           engine_backend_name(e), kern_simd_name(), o.q8_0 ? "q8_0" : "native", o.compute_fast ? "fast" : "exact", o.threads, np, ng, reps, pt[reps / 2], dt[reps / 2], engine_weight_bytes(e), dev ? "device" : "host");
 out:
     free(pt); free(dt); free(lg); free(ids);
     engine_free(e);
