@@ -124,6 +124,32 @@ static void test_engine(const char *dir) {
     }
     CHECK_EQ(engine_forward(e, s, ids + P, N - P, l, 0, NULL, NULL, &err), 0);
     CHECK_MSG(rel_err(l, A + (size_t)(N - 1) * V, V) <= 1e-5, "prefix after forks rel err %g", rel_err(l, A + (size_t)(N - 1) * V, V));
+    { /* ENGINE_LOGITS_DEVICE on the CPU: the sequence advances the same, the host
+       * buffer is left alone, and device sampling says it is not available */
+        int g = engine_seq_new(e);
+        for (size_t i = 0; i < V; i++) l[i] = -7.0f;
+        CHECK_EQ(engine_forward(e, g, ids, N, l, ENGINE_LOGITS_DEVICE, NULL, NULL, &err), 0);
+        CHECK_EQ(engine_seq_len(e, g), N);
+        int untouched = 1;
+        for (size_t i = 0; i < V; i++) untouched &= l[i] == -7.0f;
+        CHECK(untouched);
+        CHECK_EQ(engine_forward(e, g, ids, 1, l, 0, NULL, NULL, &err), 0); /* and continues normally */
+        float *l3 = malloc(V * sizeof(float));
+        int h = engine_seq_new(e);
+        int32_t cat[N + 1];
+        memcpy(cat, ids, N * sizeof *cat);
+        cat[N] = ids[0];
+        CHECK_EQ(engine_forward(e, h, cat, N + 1, l3, 0, NULL, NULL, &err), 0);
+        CHECK_MSG(rel_err(l, l3, V) <= 1e-5, "after a device-logits chunk rel err %g", rel_err(l, l3, V));
+        sampler_params sp = sampler_params_default();
+        sp.temperature = 0;
+        CHECK(!engine_can_sample_device(e, &sp));
+        int32_t t = 0;
+        CHECK_EQ(engine_sample_device(e, &sp, &(uint64_t){1}, &t, &err), SD_ENOTSUP);
+        free(l3);
+        engine_seq_free(e, g);
+        engine_seq_free(e, h);
+    }
     /* bad input */
     int32_t bad = (int32_t)V;
     CHECK_EQ(engine_forward(e, s, &bad, 1, l, 0, NULL, NULL, &err), SD_EINVAL);
