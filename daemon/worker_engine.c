@@ -120,15 +120,15 @@ static int on_progress(void *ud, size_t done, size_t total) {
 }
 
 /* engine_forward that evicts cached prefixes (other than keep) when the KV
- * pool is full, and resumes where it stopped. logits NULL with dev: the last
- * logits stay on the device for engine_sample_device. */
-static int forward(ew *w, job *j, int seq, const int32_t *t, size_t n, float *logits, bool dev, const char *stage,
+ * pool is full, and resumes where it stopped. logits NULL: the last logits stay
+ * where they were computed (for engine_sample_device). */
+static int forward(ew *w, job *j, int seq, const int32_t *t, size_t n, float *logits, const char *stage,
                    const prefix_key *keep, sd_err *err) {
     size_t start = engine_seq_len(w->e, seq), total = n;
     for (;;) {
         size_t done = engine_seq_len(w->e, seq) - start;
         prog p = {w, j, stage, done, total};
-        int rc = engine_forward(w->e, seq, t + done, n - done, logits, dev ? ENGINE_LOGITS_DEVICE : 0, on_progress, &p, err);
+        int rc = engine_forward(w->e, seq, t + done, n - done, logits, 0, on_progress, &p, err);
         if (rc != SD_ENOMEM) return rc;
         if (!prefix_evict_lru(w->pc, keep)) return rc;
         LOG(LOG_INFO, "KV pool full: evicted a cached prefix");
@@ -205,7 +205,7 @@ static int generate(ew *w, job *j, const tasks_doc *doc, size_t span_start, size
         st->prefix_reused = false;
         pseq = engine_seq_new(w->e);
         if (pseq < 0) { rc = sd_seterr(err, SD_ENOMEM, "no free KV sequence"); goto done; }
-        rc = forward(w, j, pseq, pre.ids, pre.n, NULL, false, "prefill", NULL, err);
+        rc = forward(w, j, pseq, pre.ids, pre.n, NULL, "prefill", NULL, err);
         st->prefill_tokens += pre.n;
         if (rc) { if (stop_reason(j)) rc = fail_stop(j, err); goto done; }
         if (cache_doc >= 0) {
@@ -232,7 +232,7 @@ static int generate(ew *w, job *j, const tasks_doc *doc, size_t span_start, size
     const bool dev = engine_can_sample_device(w->e, &sp);
     uint64_t drng = engine_sample_device_seed(w->e, sp.seed);
     float *lg = dev ? NULL : w->logits;
-    rc = forward(w, j, seq, suf.ids, suf.n, lg, dev, NULL, keep, err);
+    rc = forward(w, j, seq, suf.ids, suf.n, lg, NULL, keep, err);
     st->prefill_tokens += suf.n;
     if (rc) { if (stop_reason(j)) rc = fail_stop(j, err); goto done; }
     sm = sampler_new(&sp, w->vocab);
@@ -265,7 +265,7 @@ static int generate(ew *w, job *j, const tasks_doc *doc, size_t span_start, size
         w->stage = "decode";
         w->decoded++;
         publish(w, changed);
-        rc = forward(w, j, seq, &t, 1, lg, dev, NULL, keep, err);
+        rc = forward(w, j, seq, &t, 1, lg, NULL, keep, err);
         if (rc) { if (stop_reason(j)) rc = fail_stop(j, err); break; }
     }
     size_t m;

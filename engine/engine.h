@@ -47,9 +47,9 @@ int engine_seq_truncate(engine *e, int seq, size_t len);
 
 /* Appends n tokens to seq, running them through the model in chunks of
  * max_batch. logits: (vocab) of the last token, or (n, vocab) with
- * ENGINE_LOGITS_ALL in flags; may be NULL. With ENGINE_LOGITS_DEVICE the last
- * token's logits stay where they were computed, for engine_sample_device, and
- * logits is not written. progress (may be NULL) is called after each chunk
+ * ENGINE_LOGITS_ALL in flags. With logits NULL, or ENGINE_LOGITS_DEVICE in
+ * flags, logits is not written and the last token's logits stay where they
+ * were computed, for engine_sample_device. progress (may be NULL) is called after each chunk
  * with tokens done and total; a non-zero return cancels (SD_ECANCELED, tokens
  * done so far stay in the sequence). Returns 0, SD_ENOMEM (KV pool full),
  * SD_EINVAL, SD_EBACKEND. */

@@ -89,6 +89,10 @@ struct kv_geom {
     size_t layer_off;   /* l * 2 * bs * kvd */
     size_t v_off;       /* bs * kvd */
     int bs, kvd;
+    /* Offset of position p's K row (V: + v_off) through the block table. */
+    __host__ __device__ size_t row(const int *table, long p) const {
+        return (size_t)table[p / bs] * block_elems + layer_off + (size_t)(p % bs) * kvd;
+    }
 };
 
 /* From qkv (n, qd + 2 kvd) f32: q (n, qd) f32 with RoPE applied (unless NoPE);
@@ -101,7 +105,7 @@ __global__ void k_rope_store(float *q, KT *kv, const float *qkv, const float *cs
     if (dpos) pos0 = *dpos;
     const float *src = qkv + (size_t)t * (qd + 2 * kvd);
     long p = pos0 + t;
-    KT *dst = kv + (size_t)table[p / g.bs] * g.block_elems + g.layer_off + (size_t)(p % g.bs) * g.kvd;
+    KT *dst = kv + g.row(table, p);
     for (int idx = threadIdx.x; idx < (nh + nkv) * half; idx += blockDim.x) {
         int head = idx / half, i = idx % half;
         float a = src[head * hd + i], b = src[head * hd + i + half];
@@ -174,6 +178,20 @@ struct attn_args {
 
 enum { ATT_BK = 32, ATT_NW = 4, ATT_ROWS = 16 };
 
+/* The position of the batch's first token, and the keys [kbeg, kbeg + len) of
+ * split `split`. From a.dpos (the decode graph) the split length is recomputed
+ * as choose_splits does: ceil(ctx / splits), rounded up to ATT_BK. */
+__device__ __forceinline__ void attn_keys(const attn_args &a, int split, long *pos0, long *kbeg, long *len) {
+    *pos0 = a.pos0;
+    *len = a.split_len;
+    if (a.dpos) {
+        *pos0 = *a.dpos;
+        long ctx = *pos0 + a.n;
+        *len = ((ctx + a.splits - 1) / a.splits + ATT_BK - 1) / ATT_BK * ATT_BK;
+    }
+    *kbeg = (long)split * *len;
+}
+
 /* One block: ATT_ROWS query rows (token t, head j of the group of KV head
  * blockIdx.y, row = t * grp + j) against the keys of split blockIdx.z, causal.
  * K/V tiles of ATT_BK positions go through shared memory as f32; each warp owns
@@ -196,13 +214,8 @@ __global__ void __launch_bounds__(ATT_NW * 32) k_attention(attn_args a) {
         Qs[rr][d] = v;
     }
     int r_last = min(r0 + ATT_ROWS, nrows) - 1;
-    long pos0 = a.pos0, split_len = a.split_len;
-    if (a.dpos) { /* as choose_splits: ceil(ctx / splits), rounded up to whole tiles */
-        pos0 = *a.dpos;
-        long ctx = pos0 + a.n;
-        split_len = ((ctx + a.splits - 1) / a.splits + ATT_BK - 1) / ATT_BK * ATT_BK;
-    }
-    long kbeg = (long)split * split_len;
+    long pos0, kbeg, split_len;
+    attn_keys(a, split, &pos0, &kbeg, &split_len);
     long kend = min(kbeg + split_len, pos0 + r_last / a.grp + 1);
     float m[RPW], l[RPW], acc[RPW][DPL];
     long qpos[RPW];
@@ -223,8 +236,7 @@ __global__ void __launch_bounds__(ATT_NW * 32) k_attention(attn_args a) {
             int kr = e / (HD / VEC), d0 = (e % (HD / VEC)) * VEC;
             long p = k0 + kr;
             if (p < kend) {
-                size_t off = (size_t)a.table[p / a.g.bs] * a.g.block_elems + a.g.layer_off +
-                             (size_t)(p % a.g.bs) * a.g.kvd + (size_t)g * HD + d0;
+                size_t off = a.g.row(a.table, p) + (size_t)g * HD + d0;
                 uint4 kb = *(const uint4 *)(kv + off), vb = *(const uint4 *)(kv + off + a.g.v_off);
                 const KT *kk = (const KT *)&kb, *vv = (const KT *)&vb;
 #pragma unroll
@@ -387,8 +399,7 @@ __global__ void __launch_bounds__(FA_NW * 32) k_flash_attn(attn_args a) {
             long p = k0 + kr;
             uint4 kb = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
             if (p < kend) {
-                size_t off = (size_t)a.table[p / a.g.bs] * a.g.block_elems + a.g.layer_off +
-                             (size_t)(p % a.g.bs) * a.g.kvd + (size_t)g * HD + d0;
+                size_t off = a.g.row(a.table, p) + (size_t)g * HD + d0;
                 kb = *(const uint4 *)(kv + off);
                 vb = *(const uint4 *)(kv + off + a.g.v_off);
             }
@@ -525,13 +536,9 @@ __global__ void __launch_bounds__(DEC_NW * 32) k_attn_decode(attn_args a) {
     const int g = blockIdx.y, split = blockIdx.z, tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const int kg = lane / LPK, d0 = (lane % LPK) * 16, st = w * KPW + kg;
     const bf16 *kv = (const bf16 *)a.kv;
-    long pos0 = a.pos0, split_len = a.split_len;
-    if (a.dpos) {
-        pos0 = *a.dpos;
-        long ctx = pos0 + 1;
-        split_len = ((ctx + a.splits - 1) / a.splits + ATT_BK - 1) / ATT_BK * ATT_BK;
-    }
-    const long kbeg = (long)split * split_len, kend = min(kbeg + split_len, pos0 + 1);
+    long pos0, kbeg, split_len;
+    attn_keys(a, split, &pos0, &kbeg, &split_len);
+    const long kend = min(kbeg + split_len, pos0 + 1);
     const float sl2 = a.scale * 1.4426950408889634f;
     float qr[G][16], o[G][16], m[G], l[G];
 #pragma unroll
@@ -550,8 +557,7 @@ __global__ void __launch_bounds__(DEC_NW * 32) k_attn_decode(attn_args a) {
         const bool valid = p < kend;
         uint4 kb0 = make_uint4(0, 0, 0, 0), kb1 = kb0, vb0 = kb0, vb1 = kb0;
         if (valid) {
-            size_t off = (size_t)a.table[p / a.g.bs] * a.g.block_elems + a.g.layer_off + (size_t)(p % a.g.bs) * a.g.kvd +
-                         (size_t)g * HD + d0;
+            size_t off = a.g.row(a.table, p) + (size_t)g * HD + d0;
             kb0 = *(const uint4 *)(kv + off);
             kb1 = *(const uint4 *)(kv + off + 8);
             vb0 = *(const uint4 *)(kv + off + a.g.v_off);
@@ -819,15 +825,18 @@ static void choose_splits(int n, int grp, int nkv, long ctx, int sms, int part_c
     *splits = (int)((ctx + len - 1) / len);
 }
 
+/* 1 when the environment variable name is set to val. */
+static int env_is(const char *name, const char *val) {
+    const char *e = getenv(name);
+    return e && !strcmp(e, val);
+}
+
 /* The tensor-core kernel takes BF16 KV, head_dim 64 or 128, and batches of at
  * least 32 query rows (decode stays on k_attention, whose 16-row blocks waste
  * less); SMOLDOC_CUDA_FA=0 turns it off. */
 static int use_flash(int kv_f32, int hd, int n, int grp) {
     static int off = -1;
-    if (off < 0) {
-        const char *e = getenv("SMOLDOC_CUDA_FA");
-        off = e && !strcmp(e, "0");
-    }
+    if (off < 0) off = env_is("SMOLDOC_CUDA_FA", "0");
     return !off && !kv_f32 && (hd == 64 || hd == 128) && n * grp >= 32;
 }
 
@@ -836,10 +845,7 @@ static int use_flash(int kv_f32, int hd, int n, int grp) {
  * unless SMOLDOC_CUDA_DECODE_ATTN=1 (engine/cuda/NOTES.md). */
 static int use_decode_kernel(int kv_f32, int hd, int n, int grp) {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("SMOLDOC_CUDA_DECODE_ATTN");
-        on = e && !strcmp(e, "1");
-    }
+    if (on < 0) on = env_is("SMOLDOC_CUDA_DECODE_ATTN", "1");
     return on && n == 1 && !kv_f32 && (hd == 16 || hd == 32 || hd == 64 || hd == 128) &&
            (grp == 1 || grp == 2 || grp == 4) && grp * hd <= 512;
 }
@@ -964,6 +970,12 @@ static int enqueue_layers(cuda_backend *cb, size_t n, long pos0, const long *dpo
     return 0;
 }
 
+/* Logits (rows, V) in cb->logits of the rows of the residual stream from x. */
+static int enqueue_logits(cuda_backend *cb, const float *x, size_t rows, sd_err *err) {
+    SD_TRY(rmsnorm(cb, cb->h, x, cb->final_norm, rows, err));
+    return gemm(cb, cb->logits, cb->h, rows, cb->lm_head, cb->V, cb->H, 0, err);
+}
+
 /* The decode step, layers and logits, as a graph for the current split count
  * and table buffer; captured again when either changes. Returns 1 (no graph:
  * run eagerly) when graphs are off or the capture fails, which turns them off
@@ -985,8 +997,7 @@ static int decode_graph(cuda_backend *cb, long pos0, sd_err *err) {
     CU_CHECK(cudaStreamBeginCapture(cb->st, cudaStreamCaptureModeThreadLocal));
     sd_err cerr = {0};
     int rc = enqueue_layers(cb, 1, pos0, cb->dpos, splits, &cerr);
-    if (!rc) rc = rmsnorm(cb, cb->h, cb->x, cb->final_norm, 1, &cerr);
-    if (!rc) rc = gemm(cb, cb->logits, cb->h, 1, cb->lm_head, cb->V, cb->H, 0, &cerr);
+    if (!rc) rc = enqueue_logits(cb, cb->x, 1, &cerr);
     cudaError_t e = cudaStreamEndCapture(cb->st, &gr);
     if (!rc && e == cudaSuccess) e = cudaGraphInstantiate(&cb->graph, gr, 0);
     if (gr) cudaGraphDestroy(gr);
@@ -1000,7 +1011,6 @@ static int decode_graph(cuda_backend *cb, long pos0, sd_err *err) {
     }
     cb->graph_splits = splits;
     cb->graph_table = cb->table;
-    (void)err;
     return 0;
 }
 
@@ -1035,19 +1045,16 @@ static int cuda_forward_impl(cuda_backend *cb, const backend_batch *bt, sd_err *
         return 0;
     }
     SD_TRY(enqueue_layers(cb, n, (long)bt->pos0, NULL, 0, err));
-    prof_mark(cb, OP_DOWN);
     if (bt->all_logits) {
         for (size_t r0 = 0; r0 < n; r0 += (size_t)cb->logit_rows) {
             size_t rows = n - r0 < (size_t)cb->logit_rows ? n - r0 : (size_t)cb->logit_rows;
-            SD_TRY(rmsnorm(cb, cb->h, cb->x + r0 * H, cb->final_norm, rows, err));
-            SD_TRY(gemm(cb, cb->logits, cb->h, rows, cb->lm_head, cb->V, cb->H, 0, err));
+            SD_TRY(enqueue_logits(cb, cb->x + r0 * H, rows, err));
             CU_CHECK(cudaMemcpyAsync(bt->logits + r0 * V, cb->logits, rows * V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
             CU_CHECK(cudaStreamSynchronize(cb->st)); /* the logits buffer is reused */
             cb->last_logits = cb->logits + (rows - 1) * V;
         }
     } else {
-        SD_TRY(rmsnorm(cb, cb->h, cb->x + (n - 1) * H, cb->final_norm, 1, err));
-        SD_TRY(gemm(cb, cb->logits, cb->h, 1, cb->lm_head, cb->V, cb->H, 0, err));
+        SD_TRY(enqueue_logits(cb, cb->x + (n - 1) * H, 1, err));
         if (!bt->device_logits) /* else they stay for cuda_sample_last */
             CU_CHECK(cudaMemcpyAsync(bt->logits, cb->logits, V * sizeof(float), cudaMemcpyDeviceToHost, cb->st));
         prof_mark(cb, OP_LOGITS);
@@ -1274,8 +1281,7 @@ static int cuda_new_impl(cuda_backend *cb, sd_err *err) {
     cb->kvd = cb->nkv * cb->hd;
     cb->qkvd = cb->qd + 2 * cb->kvd;
     cb->kv_f32 = p->kv_dtype == SD_DT_F32;
-    const char *gv = getenv("SMOLDOC_CUDA_GEMV");
-    cb->use_gemv = !(gv && !strcmp(gv, "0"));
+    cb->use_gemv = !env_is("SMOLDOC_CUDA_GEMV", "0");
     CU_CHECK(cudaStreamCreateWithFlags(&cb->st, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&cb->blas));
     CUBLAS_CHECK(cublasSetStream(cb->blas, cb->st));
@@ -1324,10 +1330,8 @@ static int cuda_new_impl(cuda_backend *cb, sd_err *err) {
     SD_TRY(sdcu_malloc((void **)&cb->table, (size_t)cb->table_cap * sizeof(int), "block table", err));
     SD_TRY(sdcu_malloc((void **)&cb->dpos, sizeof(long), "decode position", err));
     CU_CHECK(cudaMallocHost((void **)&cb->hpos, sizeof(long)));
-    const char *gg = getenv("SMOLDOC_CUDA_GRAPH");
-    const char *pf = getenv("SMOLDOC_CUDA_PROF");
-    cb->prof = pf && !strcmp(pf, "1");
-    cb->use_graph = cb->use_gemv && !cb->prof && !(gg && !strcmp(gg, "0")); /* cuBLAS products stay out of graphs */
+    cb->prof = env_is("SMOLDOC_CUDA_PROF", "1");
+    cb->use_graph = cb->use_gemv && !cb->prof && !env_is("SMOLDOC_CUDA_GRAPH", "0"); /* cuBLAS products stay out of graphs */
     CU_CHECK(cudaDeviceSynchronize());
     return 0;
 }
@@ -1469,7 +1473,7 @@ extern "C" int backend_cuda_test_attention(float *out, const float *q, const flo
     for (int i = 0; i < nblk; i++) table[i] = pool - 1 - 2 * i;
     for (size_t p = 0; p < ctx; p++)
         for (size_t i = 0; i < kvd; i++) {
-            size_t off = (size_t)table[p / bs] * g.block_elems + g.layer_off + (p % bs) * kvd + i;
+            size_t off = g.row(table, (long)p) + i;
             if (kv_f32) {
                 memcpy(hkv + off * 4, k + p * kvd + i, 4);
                 memcpy(hkv + (off + g.v_off) * 4, v + p * kvd + i, 4);
